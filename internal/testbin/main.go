@@ -1,0 +1,128 @@
+// Command testbin is the server that the end-to-end tests build, start,
+// signal and measure. It uses the public API only.
+//
+// Routes: / answers "ok", /pid the pid, /gen the restart generation,
+// /version the -X main.version the binary was built with, /slow?ms=N
+// answers after N milliseconds, /ws echoes websocket messages and, on a
+// drain, closes with 1001. The "echo" listener echoes raw TCP.
+//
+// A mode file lets a test make the next process misbehave: "crash" exits
+// with status 3 before serving, "hang" never becomes ready, "badlisten"
+// declares a listener on an address in use.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/rs/zerolog"
+
+	"github.com/handoff-go/handoff/hijack"
+	"github.com/handoff-go/handoff/listeners"
+	"github.com/handoff-go/handoff/server"
+)
+
+var version = "1"
+
+func main() {
+	api := flag.String("api", "127.0.0.1:0", "api listener address")
+	admin := flag.String("admin", "", "admin listener address, if any")
+	echo := flag.String("echo", "", "echo (TCP) listener address, if any")
+	tlsAddr := flag.String("tls", "", "TLS listener address, if any")
+	cert := flag.String("cert", "", "certificate file for -tls")
+	key := flag.String("key", "", "key file for -tls")
+	pidFile := flag.String("pidfile", "", "PID file")
+	modeFile := flag.String("mode", "", "file whose content sets how this process misbehaves")
+	readyTimeout := flag.Duration("ready-timeout", 5*time.Second, "ready timeout")
+	hammer := flag.Duration("hammer", 10*time.Second, "hammer time")
+	grace := flag.Duration("grace", time.Second, "idle grace")
+	flag.Parse()
+
+	mode := ""
+	if *modeFile != "" {
+		b, _ := os.ReadFile(*modeFile)
+		mode = strings.TrimSpace(string(b))
+	}
+	_, isChild := os.LookupEnv("ENDLESS_SOCKET_ORDER")
+	if isChild {
+		switch mode {
+		case "crash":
+			fmt.Fprintln(os.Stderr, "testbin: crashing on purpose")
+			os.Exit(3)
+		case "hang":
+			fmt.Fprintln(os.Stderr, "testbin: hanging on purpose")
+			select {}
+		}
+	}
+
+	log := zerolog.New(os.Stderr).With().Timestamp().Logger()
+	srv := server.New(server.WithLogger(log), server.WithPIDFile(*pidFile),
+		server.WithReadyTimeout(*readyTimeout), server.WithHammerTime(*hammer), server.WithIdleGrace(*grace))
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	mux.HandleFunc("/pid", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, os.Getpid()) })
+	mux.HandleFunc("/gen", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, srv.Stats().Generation) })
+	mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, version) })
+	mux.HandleFunc("/proto", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.Proto) })
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		fmt.Fprintf(w, "slow %d", os.Getpid())
+	})
+	up := websocket.Upgrader{}
+	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		go func() {
+			<-hijack.Notify(r.Context())
+			msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "server restarting")
+			c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+		}()
+		for {
+			t, p, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if err := c.WriteMessage(t, p); err != nil {
+				return
+			}
+		}
+	})
+
+	srv.Listen("api", *api, listeners.HTTP(mux))
+	if *admin != "" {
+		srv.Listen("admin", *admin, listeners.HTTP(mux))
+	}
+	if *echo != "" {
+		srv.Listen("echo", *echo, listeners.TCP(func(ctx context.Context, c net.Conn) {
+			go func() {
+				<-ctx.Done()
+				c.SetReadDeadline(time.Now()) // end the copy when draining
+			}()
+			io.Copy(c, c)
+		}))
+	}
+	if *tlsAddr != "" {
+		srv.Listen("secure", *tlsAddr, listeners.HTTP(mux), listeners.TLSFiles(*cert, *key))
+	}
+	if isChild && mode == "badlisten" {
+		srv.Listen("extra", *api) // in use by the api listener
+	}
+	if err := srv.Serve(); err != nil {
+		fmt.Fprintln(os.Stderr, "testbin:", err)
+		os.Exit(1)
+	}
+}

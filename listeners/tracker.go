@@ -1,0 +1,250 @@
+package listeners
+
+import (
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Tracker knows every open connection accepted by its listeners and, while
+// a server drains, which of them can be closed without cutting a client.
+//
+// HTTP servers report connection states to ConnState. A connection that is
+// active (a request in progress), speaks HTTP/2 (it closes itself after
+// GOAWAY) or was hijacked is never closed by Sweep. An idle or new one is
+// closed only once it has read nothing for a grace period, has no unread
+// bytes waiting in the kernel, and has first been half-closed so the
+// client sees an orderly end of stream rather than a reset.
+type Tracker struct {
+	// OnHijack, if set, is called when an HTTP handler hijacks a
+	// connection: the tracker forgets it, and the returned func is called
+	// once the connection is closed.
+	OnHijack func(*Conn) (release func())
+
+	initial http.ConnState
+
+	mu    sync.Mutex
+	conns map[*Conn]struct{}
+}
+
+// NewTracker returns a tracker whose new connections start in state
+// initial: http.StateNew for HTTP, http.StateActive for raw TCP
+// connections, which are never idle.
+func NewTracker(initial http.ConnState) *Tracker {
+	return &Tracker{initial: initial, conns: make(map[*Conn]struct{})}
+}
+
+// Listener tracks every connection its embedded listener accepts.
+type Listener struct {
+	net.Listener
+	t *Tracker
+}
+
+// Listen wraps ln.
+func (t *Tracker) Listen(ln net.Listener) *Listener { return &Listener{Listener: ln, t: t} }
+
+// Accept waits for a connection and tracks it.
+func (l *Listener) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	c := &Conn{Conn: nc}
+	c.state.Store(int32(l.t.initial))
+	c.release = func() { l.t.remove(c) }
+	l.t.mu.Lock()
+	l.t.conns[c] = struct{}{}
+	l.t.mu.Unlock()
+	return c, nil
+}
+
+// Conn is a tracked connection.
+type Conn struct {
+	net.Conn
+	reads atomic.Uint64 // bytes read, so a sweep sees a request arrive
+	state atomic.Int32  // http.ConnState
+	h2    atomic.Bool
+
+	mu      sync.Mutex
+	closed  bool
+	release func()
+	once    sync.Once
+	err     error
+
+	// Guarded by Tracker.mu; the sweep's own clock.
+	seen   uint64
+	quiet  time.Time // since when the sweep has seen no reads
+	finned time.Time // when the sweep half-closed the connection
+}
+
+// Read counts the bytes read.
+func (c *Conn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.reads.Add(uint64(n))
+	}
+	return n, err
+}
+
+// ReadFrom lets io.Copy into the connection use sendfile or splice.
+func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
+
+// NetConn returns the connection that c wraps.
+func (c *Conn) NetConn() net.Conn { return c.Conn }
+
+// Close closes the connection and stops tracking it. It is safe to call
+// more than once; later calls return the first call's error.
+func (c *Conn) Close() error {
+	c.once.Do(func() {
+		c.err = c.Conn.Close()
+		c.mu.Lock()
+		c.closed = true
+		release := c.release
+		c.release = nil
+		c.mu.Unlock()
+		if release != nil {
+			release()
+		}
+	})
+	return c.err
+}
+
+// setRelease replaces what Close calls, and reports false if the
+// connection is already closed.
+func (c *Conn) setRelease(fn func()) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.release = fn
+	return true
+}
+
+func (c *Conn) closeWrite() {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		return
+	}
+	c.Close()
+}
+
+// Unwrap finds the tracked connection under nc (a *Conn, or a *tls.Conn
+// over one), or returns nil.
+func Unwrap(nc net.Conn) *Conn {
+	for nc != nil {
+		switch c := nc.(type) {
+		case *Conn:
+			return c
+		case *tls.Conn:
+			nc = c.NetConn()
+		case interface{ NetConn() net.Conn }:
+			nc = c.NetConn()
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+func (t *Tracker) remove(c *Conn) {
+	t.mu.Lock()
+	delete(t.conns, c)
+	t.mu.Unlock()
+}
+
+// ConnState records a state change reported by an http.Server. Use it as
+// (or call it from) the server's ConnState hook.
+func (t *Tracker) ConnState(nc net.Conn, st http.ConnState) {
+	c := Unwrap(nc)
+	if c == nil {
+		return
+	}
+	switch st {
+	case http.StateHijacked:
+		t.remove(c)
+		var release func()
+		if t.OnHijack != nil {
+			release = t.OnHijack(c)
+		}
+		if !c.setRelease(release) && release != nil {
+			release()
+		}
+	case http.StateClosed:
+	default:
+		c.state.Store(int32(st))
+	}
+}
+
+// MarkHTTP2 records that nc speaks HTTP/2; Sweep leaves it to GOAWAY.
+func (t *Tracker) MarkHTTP2(nc net.Conn) {
+	if c := Unwrap(nc); c != nil {
+		c.h2.Store(true)
+	}
+}
+
+// Len is the number of open tracked connections.
+func (t *Tracker) Len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.conns)
+}
+
+// Sweep is one step of a drain. Every idle or new HTTP/1 connection that
+// has read nothing for grace and has no unread bytes is half-closed; one
+// half-closed for finWait is closed. It returns how many connections
+// remain open.
+func (t *Tracker) Sweep(now time.Time, grace, finWait time.Duration) int {
+	var fin, kill []*Conn
+	t.mu.Lock()
+	for c := range t.conns {
+		if st := http.ConnState(c.state.Load()); c.h2.Load() || (st != http.StateIdle && st != http.StateNew) {
+			c.quiet = time.Time{}
+			continue
+		}
+		if r := c.reads.Load(); c.quiet.IsZero() || r != c.seen {
+			c.seen, c.quiet = r, now
+			continue
+		}
+		switch {
+		case !c.finned.IsZero():
+			if now.Sub(c.finned) >= finWait {
+				kill = append(kill, c)
+			}
+		case now.Sub(c.quiet) >= grace && pending(c.Conn) == 0:
+			c.finned = now
+			fin = append(fin, c)
+		}
+	}
+	open := len(t.conns)
+	t.mu.Unlock()
+	for _, c := range fin {
+		c.closeWrite()
+	}
+	for _, c := range kill {
+		c.Close()
+	}
+	return open
+}
+
+// CloseAll closes every tracked connection and returns how many it closed.
+func (t *Tracker) CloseAll() int {
+	t.mu.Lock()
+	all := make([]*Conn, 0, len(t.conns))
+	for c := range t.conns {
+		all = append(all, c)
+	}
+	t.mu.Unlock()
+	for _, c := range all {
+		c.Close()
+	}
+	return len(all)
+}

@@ -1,0 +1,166 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+
+	"github.com/handoff-go/handoff/listeners"
+	"github.com/handoff-go/handoff/order"
+)
+
+// readyMessage is what a child writes on the readiness pipe.
+const readyMessage = "ready"
+
+// adopt takes the listeners a parent passed, if the environment says this
+// process is the child of a restart. It always unsets the variables, so
+// the program's own subprocesses never see them.
+//
+// Variables that a parent of another pid set (or that someone set by hand)
+// are ignored with a warning: the descriptors they name are not ours. A
+// manifest from the real parent that is malformed, or names a descriptor
+// that is not a listening socket, is an error: the child exits and the
+// parent goes on serving.
+func (s *Server) adopt() (map[string]net.Listener, *os.File, int, error) {
+	manifest, hasOrder := s.sys.LookupEnv(order.EnvOrder)
+	ppidVal, _ := s.sys.LookupEnv(order.EnvParentPID)
+	genVal, _ := s.sys.LookupEnv(order.EnvGeneration)
+	for _, k := range []string{order.EnvOrder, order.EnvParentPID, order.EnvGeneration} {
+		s.sys.Unsetenv(k)
+	}
+	if !hasOrder {
+		return nil, nil, 0, nil
+	}
+	ppid, err := strconv.Atoi(ppidVal)
+	if err != nil || ppid != s.sys.Getppid() {
+		s.log.Warn().Str(order.EnvOrder, manifest).Str(order.EnvParentPID, ppidVal).
+			Int("ppid", s.sys.Getppid()).
+			Msg("ignoring inherited listeners: the variables were not set by this process's parent")
+		return nil, nil, 0, nil
+	}
+	m, err := order.Parse(manifest)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("server: %s=%q: %w", order.EnvOrder, manifest, err)
+	}
+	gen, err := strconv.Atoi(genVal)
+	if err != nil || gen < 1 {
+		return nil, nil, 0, fmt.Errorf("server: %s=%q: not a positive number", order.EnvGeneration, genVal)
+	}
+	adopted := make(map[string]net.Listener, m.Len())
+	fail := func(err error) (map[string]net.Listener, *os.File, int, error) {
+		for _, ln := range adopted {
+			ln.Close()
+		}
+		return nil, nil, 0, err
+	}
+	for _, name := range m.Names() {
+		fd, _ := m.FD(name)
+		ln, err := listeners.Inherit(fd, name)
+		if err != nil {
+			return fail(fmt.Errorf("server: %w", err))
+		}
+		adopted[name] = ln
+	}
+	ready, err := readyPipe(m.ReadyFD())
+	if err != nil {
+		return fail(fmt.Errorf("server: readiness pipe: fd %d: %w", m.ReadyFD(), err))
+	}
+	s.log.Info().Strs("listeners", m.Names()).Int("parent", ppid).Int("generation", gen).
+		Msg("adopted listeners from parent")
+	return adopted, ready, gen, nil
+}
+
+// open builds a service for every declared listener, in declaration
+// order: an adopted socket when the parent passed one for the same name and
+// address, a fresh one otherwise. Adopted sockets this program no longer
+// declares are closed, unless a renamed listener with the same address
+// takes them over.
+func (s *Server) open(adopted map[string]net.Listener) (services []*service, err error) {
+	defer func() {
+		if err != nil {
+			for _, svc := range services {
+				svc.raw.Close()
+				svc.release()
+			}
+			for _, ln := range adopted {
+				ln.Close()
+			}
+		}
+	}()
+	for _, d := range s.decls {
+		ln, inherited := adopted[d.name]
+		if inherited {
+			delete(adopted, d.name)
+			if !listeners.SameAddr(d.addr, ln.Addr()) {
+				s.log.Info().Str("listener", d.name).Str("was", ln.Addr().String()).Str("now", d.addr).
+					Msg("address changed; binding afresh")
+				ln.Close()
+				inherited = false
+			}
+		}
+		if !inherited {
+			ln, inherited = takeByAddr(adopted, s.decls, d)
+			if inherited {
+				s.log.Info().Str("listener", d.name).Str("addr", ln.Addr().String()).
+					Msg("adopted the socket of a renamed listener")
+			}
+		}
+		if !inherited {
+			if ln, err = listeners.Bind(context.Background(), d.addr); err != nil {
+				return services, fmt.Errorf("server: listener %q: %w", d.name, err)
+			}
+		}
+		svc, err := s.newService(d, ln, inherited)
+		if err != nil {
+			ln.Close()
+			return services, err
+		}
+		services = append(services, svc)
+		svc.log.Info().Str("addr", ln.Addr().String()).Bool("inherited", inherited).
+			Str("kind", d.spec.Kind.String()).Bool("tls", d.spec.TLS()).Msg("listening")
+	}
+	for name, ln := range adopted {
+		s.log.Info().Str("listener", name).Str("addr", ln.Addr().String()).
+			Msg("closing inherited listener this program no longer declares")
+		ln.Close()
+		delete(adopted, name)
+	}
+	return services, nil
+}
+
+// takeByAddr removes and returns an adopted socket whose name no
+// declaration uses and whose address is d's (a fixed port is required).
+func takeByAddr(adopted map[string]net.Listener, decls []decl, d decl) (net.Listener, bool) {
+	if _, port, err := net.SplitHostPort(d.addr); err != nil || port == "0" {
+		return nil, false
+	}
+	for name, ln := range adopted {
+		if declared(decls, name) || !listeners.SameAddr(d.addr, ln.Addr()) {
+			continue
+		}
+		delete(adopted, name)
+		return ln, true
+	}
+	return nil, false
+}
+
+func declared(decls []decl, name string) bool {
+	for _, d := range decls {
+		if d.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// signalReady tells the parent that every listener serves.
+func (s *Server) signalReady(ready *os.File) {
+	defer ready.Close()
+	if _, err := ready.Write([]byte(readyMessage)); err != nil {
+		s.log.Warn().Err(err).Msg("cannot tell the parent this process is ready; serving anyway")
+		return
+	}
+	s.log.Info().Msg("told the parent this process is ready")
+}

@@ -1,0 +1,11 @@
+//go:build windows
+
+package server
+
+import (
+	"os"
+
+	"github.com/handoff-go/handoff/listeners"
+)
+
+func readyPipe(uintptr) (*os.File, error) { return nil, listeners.ErrUnsupported }

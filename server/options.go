@@ -1,0 +1,113 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/handoff-go/handoff/signals"
+)
+
+// Defaults of the options.
+const (
+	DefaultReadyTimeout      = 30 * time.Second
+	DefaultHammerTime        = 60 * time.Second
+	DefaultIdleGrace         = time.Second
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultIdleTimeout       = 2 * time.Minute
+)
+
+type config struct {
+	handler      http.Handler
+	log          zerolog.Logger
+	readyTimeout time.Duration
+	hammerTime   time.Duration
+	idleGrace    time.Duration
+	pidFile      string
+	source       signals.Source
+	errs         []error
+}
+
+func defaultConfig() config {
+	return config{
+		log:          zerolog.New(os.Stderr).With().Timestamp().Logger(),
+		readyTimeout: DefaultReadyTimeout,
+		hammerTime:   DefaultHammerTime,
+		idleGrace:    DefaultIdleGrace,
+	}
+}
+
+// Option configures a Server.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+func positive(c *config, what string, d time.Duration) bool {
+	if d <= 0 {
+		c.errs = append(c.errs, fmt.Errorf("server: %s must be positive, got %v", what, d))
+		return false
+	}
+	return true
+}
+
+// WithHandler is the handler of every HTTP listener declared without one.
+// Without it they serve http.DefaultServeMux.
+func WithHandler(h http.Handler) Option {
+	return optionFunc(func(c *config) { c.handler = h })
+}
+
+// WithLogger sets the logger. Every line carries the pid, and the listener
+// name where one applies. The default writes JSON lines to stderr.
+func WithLogger(l zerolog.Logger) Option {
+	return optionFunc(func(c *config) { c.log = l })
+}
+
+// WithReadyTimeout bounds how long a restart waits for the new process to
+// report that it serves; a child not ready by then is killed and the old
+// process goes on serving. Default 30s.
+func WithReadyTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if positive(c, "ready timeout", d) {
+			c.readyTimeout = d
+		}
+	})
+}
+
+// WithHammerTime bounds every drain: what is still open when it runs out
+// is closed by force. Default 60s.
+func WithHammerTime(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if positive(c, "hammer time", d) {
+			c.hammerTime = d
+		}
+	})
+}
+
+// WithIdleGrace is how long, during a drain, an idle HTTP/1 keep-alive
+// connection is left open for a request the client may already be sending.
+// Default 1s.
+func WithIdleGrace(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if positive(c, "idle grace", d) {
+			c.idleGrace = d
+		}
+	})
+}
+
+// WithPIDFile keeps path holding the pid of the serving process, replaced
+// atomically by each new process once it serves.
+func WithPIDFile(path string) Option {
+	return optionFunc(func(c *config) { c.pidFile = path })
+}
+
+// WithSignals takes signals from src instead of the operating system. A
+// program that drives the server only through its methods can pass a
+// source that never delivers.
+func WithSignals(src signals.Source) Option {
+	return optionFunc(func(c *config) { c.source = src })
+}

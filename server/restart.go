@@ -1,0 +1,185 @@
+//go:build unix
+
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/handoff-go/handoff/internal/osx"
+	"github.com/handoff-go/handoff/listeners"
+	"github.com/handoff-go/handoff/order"
+)
+
+// Restart runs the program's binary, as it is on disk now, as a child
+// process and hands it every listener. It returns nil once the child has
+// reported that it serves; this process then drains and Serve returns.
+// If the child exits, crashes, or is not ready within the ready timeout,
+// it is killed and reaped, this process goes on serving, and the error
+// says why. Only one restart runs at a time; SIGHUP calls Restart.
+func (s *Server) Restart() error {
+	s.mu.Lock()
+	switch {
+	case s.phase != phaseServing:
+		s.mu.Unlock()
+		return ErrNotServing
+	case s.draining.Load():
+		s.mu.Unlock()
+		s.log.Warn().Msg("restart requested while draining; ignored")
+		return ErrDraining
+	case s.restarting:
+		s.mu.Unlock()
+		s.log.Warn().Msg("restart requested while one is in progress; ignored")
+		return ErrRestartInProgress
+	}
+	s.restarting = true
+	services := s.services
+	gen := s.generation + 1
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.restarting = false
+		s.mu.Unlock()
+	}()
+
+	s.log.Info().Strs("listeners", names(services)).Msg("restart requested")
+	start := time.Now()
+	child, ready, err := s.startChild(services, gen)
+	if err != nil {
+		s.log.Error().Err(err).Msg("restart failed; still serving")
+		return fmt.Errorf("%w: %w", ErrRestartFailed, err)
+	}
+	s.log.Info().Int("child", child.Pid()).Int("generation", gen).Msg("child started")
+	if err := s.awaitReady(child, ready); err != nil {
+		s.log.Error().Err(err).Int("child", child.Pid()).Msg("restart failed; still serving")
+		return fmt.Errorf("%w: %w", ErrRestartFailed, err)
+	}
+	s.mu.Lock()
+	s.handedOff = true
+	s.mu.Unlock()
+	s.log.Info().Int("child", child.Pid()).Dur("took", time.Since(start)).Msg("child ready")
+	if !s.beginDrain(fmt.Sprintf("handoff to pid %d", child.Pid())) {
+		// A shutdown started while the child came up: the service is
+		// meant to stop, so the child must too, gracefully.
+		s.log.Warn().Int("child", child.Pid()).Msg("shutdown requested during the restart; stopping the child")
+		child.Signal(syscall.SIGTERM)
+	}
+	return nil
+}
+
+// startChild exports every listener and starts the binary with them.
+func (s *Server) startChild(services []*service, gen int) (osx.Process, *os.File, error) {
+	exe, err := s.sys.Executable()
+	if err != nil {
+		return nil, nil, fmt.Errorf("locate the binary: %w", err)
+	}
+	dir, err := s.sys.Getwd()
+	if err != nil {
+		return nil, nil, fmt.Errorf("working directory: %w", err)
+	}
+	files := []*os.File{os.Stdin, os.Stdout, os.Stderr}
+	defer func() {
+		for _, f := range files[3:] {
+			f.Close()
+		}
+	}()
+	names := make([]string, 0, len(services))
+	for _, svc := range services {
+		f, err := listeners.Export(svc.raw, svc.name)
+		if err != nil {
+			return nil, nil, err
+		}
+		files = append(files, f)
+		names = append(names, svc.name)
+	}
+	m, err := order.New(names...)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, nil, fmt.Errorf("readiness pipe: %w", err)
+	}
+	files = append(files, w)
+	env := childEnv(s.sys.Environ(), m, s.sys.Getpid(), gen)
+	p, err := s.sys.Start(exe, s.args, env, dir, files)
+	if err != nil {
+		r.Close()
+		return nil, nil, fmt.Errorf("start %s: %w", exe, err)
+	}
+	return p, r, nil
+}
+
+// childEnv is env without any variable of an earlier handoff or socket
+// activation, plus the manifest, this pid and the child's generation.
+func childEnv(env []string, m order.Manifest, pid, gen int) []string {
+	out := make([]string, 0, len(env)+3)
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case order.EnvOrder, order.EnvParentPID, order.EnvGeneration, "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES":
+			continue
+		}
+		out = append(out, kv)
+	}
+	return append(out,
+		order.EnvOrder+"="+m.String(),
+		order.EnvParentPID+"="+strconv.Itoa(pid),
+		order.EnvGeneration+"="+strconv.Itoa(gen),
+	)
+}
+
+// Reasons a child is given up on.
+var (
+	ErrChildExited  = errors.New("child exited before it was ready")
+	ErrChildTimeout = errors.New("child not ready in time")
+)
+
+// awaitReady waits for the child's readiness message, its death, the ready
+// timeout, or a shutdown of this process, whichever comes first. A child
+// given up on is killed and reaped.
+func (s *Server) awaitReady(child osx.Process, ready *os.File) error {
+	got := make(chan error, 1)
+	go func() {
+		buf := make([]byte, len(readyMessage))
+		_, err := io.ReadFull(ready, buf)
+		if err == nil && string(buf) != readyMessage {
+			err = fmt.Errorf("unexpected readiness message %q", buf)
+		}
+		got <- err
+	}()
+	giveUp := func(why error) error {
+		child.Kill()
+		status := child.Wait()
+		ready.Close()
+		<-got
+		if status != nil {
+			return fmt.Errorf("%w (%v)", why, status)
+		}
+		return why
+	}
+	timer := time.NewTimer(s.cfg.readyTimeout)
+	defer timer.Stop()
+	select {
+	case err := <-got:
+		if err == nil {
+			ready.Close()
+			return nil
+		}
+		got <- nil // giveUp waits for the reader, which is done
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return giveUp(ErrChildExited)
+		}
+		return giveUp(err)
+	case <-timer.C:
+		return giveUp(fmt.Errorf("%w: %v", ErrChildTimeout, s.cfg.readyTimeout))
+	case <-s.quit:
+		return giveUp(ErrDraining)
+	}
+}

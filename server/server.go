@@ -1,0 +1,344 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/rs/zerolog"
+
+	"github.com/handoff-go/handoff/hijack"
+	"github.com/handoff-go/handoff/internal/osx"
+	"github.com/handoff-go/handoff/listeners"
+	"github.com/handoff-go/handoff/order"
+	"github.com/handoff-go/handoff/signals"
+)
+
+// Errors of the lifecycle.
+var (
+	ErrServing           = errors.New("server: Serve already called")
+	ErrClosed            = errors.New("server: closed")
+	ErrNotServing        = errors.New("server: not serving")
+	ErrDraining          = errors.New("server: draining")
+	ErrNotDraining       = errors.New("server: not draining")
+	ErrRestartInProgress = errors.New("server: a restart is already in progress")
+	ErrRestartFailed     = errors.New("server: restart failed")
+	// ErrRestartUnsupported is returned by Restart on Windows, which cannot
+	// pass listening sockets to a new process.
+	ErrRestartUnsupported = errors.New("server: restart is not supported on Windows; stop and start the service instead")
+)
+
+type phase int
+
+const (
+	phaseNew phase = iota
+	phaseStarting
+	phaseServing
+	phaseStopped
+)
+
+// decl is a listener as declared by Listen.
+type decl struct {
+	name, addr string
+	spec       *listeners.Spec
+}
+
+// Server runs named listeners and hands them to a new copy of the program
+// on restart. Create one with New; the zero value is not usable.
+type Server struct {
+	cfg    config
+	sys    *osx.OS
+	log    zerolog.Logger
+	router *signals.Router
+	hj     hijack.Registry
+	args   []string
+
+	decls []decl
+	errs  []error
+
+	draining atomic.Bool
+	inflight atomic.Int64
+	hammered atomic.Int64
+
+	mu         sync.Mutex
+	phase      phase
+	services   []*service
+	restarting bool
+	generation int
+	handedOff  bool
+	reason     string
+	serving    chan struct{} // closed once every listener serves
+	quit       chan struct{} // closed when a drain starts
+	drained    chan struct{} // closed when the drain is over
+	hammerCh   chan struct{} // closed by Hammer
+	hammerOnce sync.Once
+}
+
+// New returns a server configured by opts. Option errors are reported by
+// Serve.
+func New(opts ...Option) *Server {
+	return newServer(osx.Real(), opts...)
+}
+
+func newServer(sys *osx.OS, opts ...Option) *Server {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&cfg)
+		}
+	}
+	s := &Server{
+		cfg:      cfg,
+		sys:      sys,
+		router:   signals.NewRouter(cfg.source),
+		args:     append([]string(nil), os.Args...),
+		serving:  make(chan struct{}),
+		quit:     make(chan struct{}),
+		drained:  make(chan struct{}),
+		hammerCh: make(chan struct{}),
+	}
+	s.log = cfg.log.With().Int("pid", sys.Getpid()).Logger()
+	s.routeSignals()
+	return s
+}
+
+// Listen declares a listener called name on addr ("host:port" or ":port").
+// Without a kind option it serves the server's handler over HTTP. Names
+// must be unique: they are how a new process finds its sockets. Errors
+// are reported by Serve. Listen returns s, for chaining.
+func (s *Server) Listen(name, addr string, opts ...listeners.Option) *Server {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.phase != phaseNew {
+		s.errs = append(s.errs, fmt.Errorf("server: Listen(%q) after Serve", name))
+		s.log.Error().Str("listener", name).Msg("Listen called after Serve; ignored")
+		return s
+	}
+	if err := order.CheckName(name); err != nil {
+		s.errs = append(s.errs, fmt.Errorf("server: listener %q: %w", name, err))
+		return s
+	}
+	for _, d := range s.decls {
+		if d.name == name {
+			s.errs = append(s.errs, fmt.Errorf("server: listener %q declared twice", name))
+			return s
+		}
+	}
+	if err := listeners.CheckAddr(addr); err != nil {
+		s.errs = append(s.errs, fmt.Errorf("server: listener %q: bad address %q: %w", name, addr, err))
+		return s
+	}
+	spec, err := listeners.Build(opts...)
+	if err != nil {
+		s.errs = append(s.errs, fmt.Errorf("server: listener %q: %w", name, err))
+		return s
+	}
+	s.decls = append(s.decls, decl{name: name, addr: addr, spec: spec})
+	return s
+}
+
+// check reports every configuration error at once.
+func (s *Server) check() error {
+	errs := append(append([]error(nil), s.cfg.errs...), s.errs...)
+	if len(s.decls) == 0 && len(errs) == 0 {
+		errs = append(errs, errors.New("server: no listener declared"))
+	}
+	return errors.Join(errs...)
+}
+
+// Serve opens every listener (inherited from a parent process, or bound
+// fresh), serves until a shutdown or a handoff to a new process, drains,
+// and returns. It returns nil when the server stopped as asked, whether
+// the drain finished by itself or at hammer time.
+func (s *Server) Serve() error {
+	s.mu.Lock()
+	switch s.phase {
+	case phaseNew:
+	case phaseStopped:
+		s.mu.Unlock()
+		return ErrClosed
+	default:
+		s.mu.Unlock()
+		return ErrServing
+	}
+	s.phase = phaseStarting
+	s.mu.Unlock()
+
+	if err := s.check(); err != nil {
+		s.stop()
+		return err
+	}
+	sigCtx, stopSignals := context.WithCancel(context.Background())
+	sigDone := make(chan struct{})
+	go func() {
+		defer close(sigDone)
+		s.router.Run(sigCtx)
+	}()
+	defer func() {
+		stopSignals()
+		<-sigDone
+	}()
+
+	adopted, ready, gen, err := s.adopt()
+	if err != nil {
+		s.log.Error().Err(err).Msg("cannot adopt inherited listeners")
+		s.stop()
+		return err
+	}
+	services, err := s.open(adopted)
+	if err != nil {
+		if ready != nil {
+			ready.Close()
+		}
+		s.log.Error().Err(err).Msg("cannot open listeners")
+		s.stop()
+		return err
+	}
+
+	s.mu.Lock()
+	s.services = services
+	s.generation = gen
+	s.phase = phaseServing
+	close(s.serving)
+	s.mu.Unlock()
+
+	var wg sync.WaitGroup
+	errc := make(chan error, len(services))
+	for _, svc := range services {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := svc.serve(); err != nil {
+				svc.log.Error().Err(err).Msg("listener failed")
+				errc <- fmt.Errorf("server: listener %q: %w", svc.name, err)
+				s.beginDrain("listener " + svc.name + " failed")
+			}
+		}()
+	}
+	if ready != nil {
+		s.signalReady(ready)
+	}
+	s.writePIDFile()
+	s.log.Info().Strs("listeners", names(services)).Int("generation", gen).Msg("serving")
+
+	<-s.quit
+	s.drain()
+	wg.Wait()
+	s.removePIDFile()
+	s.stop()
+	s.log.Info().Msg("exited")
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return nil
+	}
+}
+
+// stop marks the server stopped and releases whoever waits for the drain.
+func (s *Server) stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.phase = phaseStopped
+	s.closeQuitLocked("stopped")
+	select {
+	case <-s.drained:
+	default:
+		close(s.drained)
+	}
+}
+
+func (s *Server) closeQuitLocked(reason string) bool {
+	select {
+	case <-s.quit:
+		return false
+	default:
+	}
+	s.reason = reason
+	s.draining.Store(true)
+	close(s.quit)
+	return true
+}
+
+// beginDrain starts a drain for reason unless one has started, and
+// reports whether it did.
+func (s *Server) beginDrain(reason string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.phase == phaseNew {
+		s.phase = phaseStopped
+	}
+	return s.closeQuitLocked(reason)
+}
+
+// Shutdown stops accepting, lets every open connection finish (hammer time
+// still applies), and returns when the drain is over, or ctx.Err() if ctx
+// ends first; the drain goes on. Called before Serve, it makes Serve
+// return ErrClosed.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.beginDrain("shutdown requested")
+	select {
+	case <-s.drained:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Hammer ends a drain at once: every connection still open, hijacked ones
+// included, is closed and every handler context is cancelled. Outside a
+// drain it does nothing and returns ErrNotDraining.
+func (s *Server) Hammer() error {
+	if !s.draining.Load() {
+		s.log.Warn().Msg("hammer requested while not draining; ignored")
+		return ErrNotDraining
+	}
+	s.hammerOnce.Do(func() { close(s.hammerCh) })
+	return nil
+}
+
+// RegisterOnShutdown registers fn to run, on a goroutine of its own, when
+// a drain starts: after a handoff to a new process and on shutdown.
+// Handlers of hijacked connections (websockets) use it to say goodbye;
+// hijack.Notify(r.Context()) gives the same news as a channel.
+func (s *Server) RegisterOnShutdown(fn func()) { s.hj.OnShutdown(fn) }
+
+// Handle gives sig the action fn, replacing the default one (nil leaves
+// the signal with its hooks only).
+func (s *Server) Handle(sig os.Signal, fn func()) { s.router.Handle(sig, fn) }
+
+// Before adds fn to the hooks that run, in registration order, before the
+// action of sig.
+func (s *Server) Before(sig os.Signal, fn func()) { s.router.Before(sig, fn) }
+
+// After adds fn to the hooks that run, in registration order, after the
+// action of sig.
+func (s *Server) After(sig os.Signal, fn func()) { s.router.After(sig, fn) }
+
+// Serving returns a channel that is closed once every listener serves.
+func (s *Server) Serving() <-chan struct{} { return s.serving }
+
+// Addr returns the address the listener called name is bound to, once
+// Serve has opened it, or nil.
+func (s *Server) Addr(name string) net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, svc := range s.services {
+		if svc.name == name {
+			return svc.raw.Addr()
+		}
+	}
+	return nil
+}
+
+func names(services []*service) []string {
+	out := make([]string, len(services))
+	for i, svc := range services {
+		out[i] = svc.name
+	}
+	return out
+}

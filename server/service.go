@@ -1,0 +1,276 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/h2c"
+
+	"github.com/handoff-go/handoff/hijack"
+	"github.com/handoff-go/handoff/listeners"
+	"github.com/handoff-go/handoff/tlsreload"
+)
+
+// errHammered is the cause of handler contexts cancelled at hammer time,
+// errDrain that of TCP handler contexts cancelled when a drain starts.
+var (
+	errHammered = errors.New("server: hammer time")
+	errDrain    = errors.New("server: draining")
+)
+
+// service is one named listener being served.
+type service struct {
+	name, addr string
+	spec       *listeners.Spec
+	raw        net.Listener // the socket, exported on restart
+	inherited  bool
+	log        zerolog.Logger
+	tracker    *listeners.Tracker
+	ln         net.Listener // tracked, TLS-wrapped if need be
+	certs      *tlsreload.Reloader
+
+	hs      *http.Server
+	goaway  *http.Server // its Shutdown sends GOAWAY to HTTP/2 connections
+	handler listeners.TCPHandler
+	active  atomic.Int64 // TCP handlers running
+
+	drainCtx    context.Context // TCP handlers; cancelled when a drain starts
+	drainCancel context.CancelCauseFunc
+	baseCtx     context.Context // every handler; cancelled at hammer time
+	baseCancel  context.CancelCauseFunc
+}
+
+func (s *Server) newService(d decl, raw net.Listener, inherited bool) (*service, error) {
+	svc := &service{
+		name:      d.name,
+		addr:      d.addr,
+		spec:      d.spec,
+		raw:       raw,
+		inherited: inherited,
+		log:       s.log.With().Str("listener", d.name).Logger(),
+	}
+	svc.baseCtx, svc.baseCancel = context.WithCancelCause(hijack.NewContext(context.Background(), &s.hj))
+	svc.drainCtx, svc.drainCancel = context.WithCancelCause(svc.baseCtx)
+
+	initial := http.StateNew
+	if d.spec.Kind == listeners.KindTCP {
+		initial = http.StateActive
+	}
+	svc.tracker = listeners.NewTracker(initial)
+	svc.tracker.OnHijack = func(c *listeners.Conn) func() { return s.hj.Add(c) }
+	svc.ln = svc.tracker.Listen(raw)
+
+	var tlsCfg *tls.Config
+	if d.spec.TLS() {
+		var err error
+		if tlsCfg, err = svc.tlsConfig(); err != nil {
+			svc.baseCancel(nil)
+			return nil, err
+		}
+	}
+	switch d.spec.Kind {
+	case listeners.KindTCP:
+		svc.handler = d.spec.TCP
+	default:
+		svc.buildHTTP(s, tlsCfg)
+	}
+	if tlsCfg != nil {
+		svc.ln = tls.NewListener(svc.ln, tlsCfg)
+	}
+	return svc, nil
+}
+
+// tlsConfig builds the listener's TLS configuration: TLS 1.2 at least,
+// HTTP/2 offered by ALPN on HTTP listeners, certificates from files behind
+// a reloader.
+func (svc *service) tlsConfig() (*tls.Config, error) {
+	base := &tls.Config{}
+	if svc.spec.TLSConfig != nil {
+		base = svc.spec.TLSConfig.Clone()
+	}
+	if base.MinVersion == 0 {
+		base.MinVersion = tls.VersionTLS12
+	}
+	if svc.spec.Kind == listeners.KindHTTP && len(base.NextProtos) == 0 {
+		base.NextProtos = []string{http2.NextProtoTLS, "http/1.1"}
+	}
+	if len(svc.spec.Certs) == 0 {
+		return base, nil
+	}
+	pairs := make([]tlsreload.Pair, len(svc.spec.Certs))
+	for i, p := range svc.spec.Certs {
+		pairs[i] = tlsreload.Pair{CertFile: p.CertFile, KeyFile: p.KeyFile}
+	}
+	r, err := tlsreload.New(base, pairs, svc.spec.ClientCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("server: listener %q: %w", svc.name, err)
+	}
+	svc.certs = r
+	return r.Config(), nil
+}
+
+func (svc *service) buildHTTP(s *Server, tlsCfg *tls.Config) {
+	hs := &http.Server{
+		ReadHeaderTimeout: DefaultReadHeaderTimeout,
+		IdleTimeout:       DefaultIdleTimeout,
+		ErrorLog:          log.New(logWriter{svc.log}, "", 0),
+	}
+	for _, fn := range svc.spec.Configure {
+		fn(hs)
+	}
+	h := svc.spec.Handler
+	if h == nil {
+		h = s.cfg.handler
+	}
+	if h == nil {
+		h = http.DefaultServeMux
+	}
+
+	// HTTP/2 goes through x/net/http2. ConfigureServer on a private holder
+	// server gives a way to send GOAWAY to every HTTP/2 connection (the
+	// holder's Shutdown) without calling Shutdown on hs, which would close
+	// idle HTTP/1 keep-alive connections under clients that are sending.
+	h2s := &http2.Server{IdleTimeout: hs.IdleTimeout}
+	svc.goaway = &http.Server{}
+	if err := http2.ConfigureServer(svc.goaway, h2s); err == nil {
+		if tlsCfg != nil {
+			serveH2 := svc.goaway.TLSNextProto[http2.NextProtoTLS]
+			hs.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){
+				http2.NextProtoTLS: func(hs *http.Server, c *tls.Conn, h http.Handler) {
+					svc.tracker.MarkHTTP2(c)
+					serveH2(hs, c, h)
+				},
+			}
+		}
+		if svc.spec.H2C {
+			h = h2c.NewHandler(h, h2s)
+		}
+	}
+	hs.Handler = s.track(h)
+	user := hs.ConnState
+	hs.ConnState = func(c net.Conn, st http.ConnState) {
+		svc.tracker.ConnState(c, st)
+		if user != nil {
+			user(c, st)
+		}
+	}
+	hs.BaseContext = func(net.Listener) context.Context { return svc.baseCtx }
+	svc.hs = hs
+}
+
+// track counts requests in flight and, while draining, asks HTTP/1
+// clients to close the connection after the response.
+func (s *Server) track(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.inflight.Add(1)
+		defer s.inflight.Add(-1)
+		if r.ProtoMajor == 1 && s.draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// serve accepts until the listener is closed.
+func (svc *service) serve() error {
+	if svc.hs != nil {
+		err := svc.hs.Serve(svc.ln)
+		if errors.Is(err, net.ErrClosed) || errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	}
+	backoff := time.Duration(0)
+	for {
+		c, err := svc.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			if !transient(err) {
+				return err
+			}
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			svc.log.Warn().Err(err).Dur("retry_in", backoff).Msg("accept failed")
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		svc.active.Add(1)
+		go func() {
+			defer svc.active.Add(-1)
+			defer c.Close()
+			svc.handler(svc.drainCtx, c)
+		}()
+	}
+}
+
+// transient reports whether an accept error may go away by itself.
+func transient(err error) bool {
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// stopAccepting closes the socket of this process; a child that inherited
+// it keeps its own descriptor and goes on accepting.
+func (svc *service) stopAccepting() {
+	if err := svc.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		svc.log.Warn().Err(err).Msg("closing listener")
+	}
+}
+
+// startDrain tells the listener's connections that the server drains:
+// GOAWAY for HTTP/2, a cancelled context for TCP handlers.
+func (svc *service) startDrain() {
+	svc.drainCancel(errDrain)
+	if svc.goaway != nil {
+		svc.goaway.Shutdown(context.Background())
+	}
+}
+
+// open counts what keeps the drain waiting: connections and TCP handlers.
+func (svc *service) open() int {
+	return svc.tracker.Len() + int(svc.active.Load())
+}
+
+// hammer closes every connection and cancels every handler context.
+func (svc *service) hammer() int {
+	n := svc.tracker.CloseAll()
+	svc.baseCancel(errHammered)
+	return n
+}
+
+// release frees what the service holds once it has stopped.
+func (svc *service) release() {
+	svc.baseCancel(context.Canceled)
+	if svc.hs != nil {
+		svc.hs.Close()
+	}
+}
+
+// logWriter sends net/http's error log to zerolog.
+type logWriter struct{ log zerolog.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	msg := string(p)
+	if n := len(msg); n > 0 && msg[n-1] == '\n' {
+		msg = msg[:n-1]
+	}
+	w.log.Warn().Msg(msg)
+	return len(p), nil
+}

@@ -1,0 +1,112 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/handoff-go/handoff/tlsreload"
+)
+
+// Stats is a snapshot of a server.
+type Stats struct {
+	PID int
+	// Generation is how many restarts led to this process (0 for the
+	// first one started).
+	Generation int
+	Draining   bool
+	Restarting bool
+	// InFlight is the number of HTTP requests being handled.
+	InFlight int64
+	// Hijacked is the number of open hijacked connections (websockets).
+	Hijacked int
+	// Hammered counts connections closed by force at hammer time, of
+	// which HijackedHammered were hijacked.
+	Hammered         int64
+	HijackedHammered int
+	Listeners        []ListenerStats
+}
+
+// ListenerStats describes one listener.
+type ListenerStats struct {
+	Name      string
+	Addr      string
+	Kind      string
+	TLS       bool
+	Inherited bool
+	// Active is the number of open connections, hijacked ones excluded.
+	Active int
+	// CertExpiry is the earliest expiry of the listener's file-based
+	// certificates; Certs describes each.
+	CertExpiry time.Time
+	Certs      []tlsreload.Info
+}
+
+// Stats returns a snapshot of the server.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	st := Stats{
+		PID:        s.sys.Getpid(),
+		Generation: s.generation,
+		Restarting: s.restarting,
+	}
+	services := s.services
+	s.mu.Unlock()
+	st.Draining = s.draining.Load()
+	st.InFlight = s.inflight.Load()
+	st.Hijacked = s.hj.Len()
+	st.Hammered = s.hammered.Load()
+	st.HijackedHammered = s.hj.Hammered()
+	for _, svc := range services {
+		ls := ListenerStats{
+			Name:      svc.name,
+			Addr:      svc.raw.Addr().String(),
+			Kind:      svc.spec.Kind.String(),
+			TLS:       svc.spec.TLS(),
+			Inherited: svc.inherited,
+			Active:    svc.open(),
+		}
+		if svc.certs != nil {
+			ls.Certs = svc.certs.Info()
+			for _, c := range ls.Certs {
+				if ls.CertExpiry.IsZero() || c.NotAfter.Before(ls.CertExpiry) {
+					ls.CertExpiry = c.NotAfter
+				}
+			}
+		}
+		st.Listeners = append(st.Listeners, ls)
+	}
+	return st
+}
+
+// ReloadCerts re-reads the certificate files of every TLS listener built
+// with listeners.TLSFiles, in this process. A listener whose new files fail
+// a check keeps serving its current certificates; the error names it.
+// SIGUSR1 calls ReloadCerts.
+func (s *Server) ReloadCerts() error {
+	s.mu.Lock()
+	services := s.services
+	s.mu.Unlock()
+	var errs []error
+	reloaded := 0
+	for _, svc := range services {
+		if svc.certs == nil {
+			continue
+		}
+		infos, err := svc.certs.Reload()
+		if err != nil {
+			svc.log.Error().Err(err).Msg("certificate reload failed; the current certificates stay")
+			errs = append(errs, fmt.Errorf("server: listener %q: %w", svc.name, err))
+			continue
+		}
+		reloaded++
+		for _, in := range infos {
+			svc.log.Info().Str("subject", in.Subject).Str("serial", in.Serial).
+				Time("not_after", in.NotAfter).Str("cert_file", in.CertFile).Msg("certificate reloaded")
+		}
+	}
+	if reloaded == 0 && len(errs) == 0 {
+		s.log.Info().Msg("certificate reload requested; no listener has certificate files")
+	}
+	return errors.Join(errs...)
+}
