@@ -1,0 +1,388 @@
+//go:build unix
+
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"github.com/handoff-go/handoff/order"
+)
+
+// TestMain doubles as the child of the adoption tests: with
+// HANDOFF_TEST_CHILD set, the test binary is a small server instead.
+func TestMain(m *testing.M) {
+	if decl := os.Getenv("HANDOFF_TEST_CHILD"); decl != "" {
+		os.Exit(runChild(decl))
+	}
+	os.Exit(m.Run())
+}
+
+// childReport is what the child prints once serving.
+type childReport struct {
+	Stats     Stats
+	Listening []int             // ports of the listening sockets it holds
+	Env       map[string]string // the handoff variables it still sees
+}
+
+func runChild(decl string) int {
+	s := New(WithLogger(zerolog.New(os.Stderr)), WithHammerTime(2*time.Second),
+		WithHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})))
+	for _, item := range strings.Split(decl, ",") {
+		name, addr, _ := strings.Cut(item, "=")
+		s.Listen(name, addr)
+	}
+	go func() {
+		select {
+		case <-s.Serving():
+		case <-s.drained:
+			return
+		}
+		rep := childReport{Stats: s.Stats(), Listening: listeningPorts(), Env: map[string]string{}}
+		for _, k := range []string{order.EnvOrder, order.EnvParentPID, order.EnvGeneration} {
+			if v, ok := os.LookupEnv(k); ok {
+				rep.Env[k] = v
+			}
+		}
+		json.NewEncoder(os.Stdout).Encode(rep)
+		s.Shutdown(context.Background())
+	}()
+	if err := s.Serve(); err != nil {
+		fmt.Fprintln(os.Stderr, "serve error:", err)
+		return 1
+	}
+	return 0
+}
+
+// listeningPorts lists the ports of this process's listening sockets.
+func listeningPorts() []int {
+	entries, _ := os.ReadDir("/proc/self/fd")
+	var ports []int
+	for _, e := range entries {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if acc, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err != nil || acc != 1 {
+			continue
+		}
+		switch sa, _ := unix.Getsockname(fd); sa := sa.(type) {
+		case *unix.SockaddrInet4:
+			ports = append(ports, sa.Port)
+		case *unix.SockaddrInet6:
+			ports = append(ports, sa.Port)
+		}
+	}
+	return ports
+}
+
+func listenTCP(t *testing.T) (*os.File, int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f, ln.Addr().(*net.TCPAddr).Port
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func regularFile(t *testing.T) *os.File {
+	f, err := os.Create(filepath.Join(t.TempDir(), "regular"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+func pipeEnd(t *testing.T) *os.File {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(); w.Close() })
+	return r
+}
+
+func connectedSocket(t *testing.T) *os.File {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	f, err := c.(*net.TCPConn).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+func udpSocket(t *testing.T) *os.File {
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	f, err := c.(*net.UDPConn).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+type childRun struct {
+	code   int
+	report childReport
+	stderr string
+	ready  string
+}
+
+// runAdoption starts the test binary as a child with files at fd 3 on,
+// then a readiness pipe, and the given environment on top of this one's.
+func runAdoption(t *testing.T, decl string, env map[string]string, files ...*os.File) childRun {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "HANDOFF_TEST_CHILD="+decl, "GORACE=atexit_sleep_ms=0")
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.ExtraFiles = append(append([]*os.File(nil), files...), w)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	ready, _ := io.ReadAll(r)
+	err = cmd.Wait()
+	run := childRun{stderr: stderr.String(), ready: string(ready)}
+	if ee, ok := err.(*exec.ExitError); ok {
+		run.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("child: %v", err)
+	}
+	if run.code == 0 {
+		if err := json.Unmarshal([]byte(stdout.String()), &run.report); err != nil {
+			t.Fatalf("child report %q: %v\nstderr:\n%s", stdout.String(), err, run.stderr)
+		}
+	}
+	return run
+}
+
+func parentEnv(manifest string) map[string]string {
+	return map[string]string{
+		order.EnvOrder:      manifest,
+		order.EnvParentPID:  strconv.Itoa(os.Getpid()),
+		order.EnvGeneration: "1",
+	}
+}
+
+func listenerStats(t *testing.T, st Stats, name string) ListenerStats {
+	t.Helper()
+	for _, l := range st.Listeners {
+		if l.Name == name {
+			return l
+		}
+	}
+	t.Fatalf("no listener %q in %+v", name, st.Listeners)
+	return ListenerStats{}
+}
+
+func TestChildAdoptsListeners(t *testing.T) {
+	api, apiPort := listenTCP(t)
+	admin, adminPort := listenTCP(t)
+	run := runAdoption(t, "api=127.0.0.1:"+strconv.Itoa(apiPort)+",admin=127.0.0.1:0",
+		parentEnv("api,admin"), api, admin)
+	if run.code != 0 {
+		t.Fatalf("child exited %d:\n%s", run.code, run.stderr)
+	}
+	if run.ready != readyMessage {
+		t.Fatalf("readiness pipe said %q, want %q", run.ready, readyMessage)
+	}
+	st := run.report.Stats
+	if st.Generation != 1 {
+		t.Errorf("generation %d, want 1", st.Generation)
+	}
+	for name, port := range map[string]int{"api": apiPort, "admin": adminPort} {
+		l := listenerStats(t, st, name)
+		if !l.Inherited || l.Addr != "127.0.0.1:"+strconv.Itoa(port) {
+			t.Errorf("%s: inherited %v at %s, want inherited at port %d", name, l.Inherited, l.Addr, port)
+		}
+	}
+	if len(run.report.Env) != 0 {
+		t.Errorf("variables still set in the child: %v", run.report.Env)
+	}
+	if got := run.report.Listening; len(got) != 2 || !slices.Contains(got, apiPort) || !slices.Contains(got, adminPort) {
+		t.Errorf("child holds listening ports %v, want exactly %d and %d (no leaked duplicate)", got, apiPort, adminPort)
+	}
+}
+
+func TestChildReconcilesDeclarations(t *testing.T) {
+	t.Run("undeclared listener is closed", func(t *testing.T) {
+		api, apiPort := listenTCP(t)
+		old, oldPort := listenTCP(t)
+		run := runAdoption(t, "api=127.0.0.1:0", parentEnv("api,old"), api, old)
+		if run.code != 0 {
+			t.Fatalf("child exited %d:\n%s", run.code, run.stderr)
+		}
+		if slices.Contains(run.report.Listening, oldPort) || !slices.Contains(run.report.Listening, apiPort) {
+			t.Fatalf("child listens on %v; want %d and not %d", run.report.Listening, apiPort, oldPort)
+		}
+		if !strings.Contains(run.stderr, "no longer declares") {
+			t.Errorf("no log line about the closed listener:\n%s", run.stderr)
+		}
+	})
+	t.Run("changed address is bound afresh", func(t *testing.T) {
+		api, apiPort := listenTCP(t)
+		newPort := freePort(t)
+		run := runAdoption(t, "api=127.0.0.1:"+strconv.Itoa(newPort), parentEnv("api"), api)
+		if run.code != 0 {
+			t.Fatalf("child exited %d:\n%s", run.code, run.stderr)
+		}
+		l := listenerStats(t, run.report.Stats, "api")
+		if l.Inherited || l.Addr != "127.0.0.1:"+strconv.Itoa(newPort) {
+			t.Fatalf("api: inherited %v at %s; want fresh at %d", l.Inherited, l.Addr, newPort)
+		}
+		if slices.Contains(run.report.Listening, apiPort) {
+			t.Fatalf("child still holds the old socket at %d", apiPort)
+		}
+	})
+	t.Run("renamed listener keeps its socket", func(t *testing.T) {
+		old, port := listenTCP(t)
+		run := runAdoption(t, "public=127.0.0.1:"+strconv.Itoa(port), parentEnv("api"), old)
+		if run.code != 0 {
+			t.Fatalf("child exited %d:\n%s", run.code, run.stderr)
+		}
+		if l := listenerStats(t, run.report.Stats, "public"); !l.Inherited {
+			t.Fatalf("public was bound afresh, want the socket of api")
+		}
+	})
+}
+
+func TestChildRejectsBadInput(t *testing.T) {
+	tests := []struct {
+		name     string
+		manifest string
+		files    func(t *testing.T) []*os.File
+		want     string
+	}{
+		{"empty item", "api,,admin", twoListeners, "empty name"},
+		{"trailing comma", "api,", twoListeners, "empty name"},
+		{"bad characters", "api;rm", twoListeners, "invalid name"},
+		{"duplicate", "api,api", twoListeners, "duplicate name"},
+		{"more names than fds", "api,admin,extra", twoListeners, `inherit "extra" from fd 5`},
+		{"regular file", "api", one(regularFile), "it is a regular file"},
+		{"pipe", "api", one(pipeEnd), "it is a pipe"},
+		{"connected socket", "api", one(connectedSocket), "not listening"},
+		{"udp socket", "api", one(udpSocket), "not a stream"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			run := runAdoption(t, "api=127.0.0.1:0", parentEnv(tt.manifest), tt.files(t)...)
+			if run.code == 0 {
+				t.Fatalf("child accepted %s; stderr:\n%s", tt.name, run.stderr)
+			}
+			if !strings.Contains(run.stderr, tt.want) {
+				t.Fatalf("stderr lacks %q:\n%s", tt.want, run.stderr)
+			}
+			if run.ready != "" {
+				t.Fatalf("a failing child reported %q", run.ready)
+			}
+		})
+	}
+}
+
+func twoListeners(t *testing.T) []*os.File {
+	a, _ := listenTCP(t)
+	b, _ := listenTCP(t)
+	return []*os.File{a, b}
+}
+
+func one(fn func(*testing.T) *os.File) func(*testing.T) []*os.File {
+	return func(t *testing.T) []*os.File { return []*os.File{fn(t)} }
+}
+
+func TestChildIgnoresForeignVariables(t *testing.T) {
+	for name, env := range map[string]map[string]string{
+		"other parent": {order.EnvOrder: "api", order.EnvParentPID: "1", order.EnvGeneration: "4"},
+		"no parent":    {order.EnvOrder: "api"},
+		"garbage pid":  {order.EnvOrder: "api", order.EnvParentPID: "twelve"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			sock, port := listenTCP(t)
+			run := runAdoption(t, "api=127.0.0.1:0", env, sock)
+			if run.code != 0 {
+				t.Fatalf("child exited %d:\n%s", run.code, run.stderr)
+			}
+			if !strings.Contains(run.stderr, "ignoring inherited listeners") {
+				t.Errorf("no warning logged:\n%s", run.stderr)
+			}
+			// The descriptor is not the child's: it is neither served nor
+			// closed, and api is bound afresh.
+			l := listenerStats(t, run.report.Stats, "api")
+			if l.Inherited || l.Addr == "127.0.0.1:"+strconv.Itoa(port) {
+				t.Fatalf("adopted a socket it was not given: %+v", l)
+			}
+			if run.report.Stats.Generation != 0 || run.ready != "" {
+				t.Fatalf("generation %d, ready %q; want 0 and nothing", run.report.Stats.Generation, run.ready)
+			}
+			if len(run.report.Env) != 0 {
+				t.Errorf("variables still set: %v", run.report.Env)
+			}
+		})
+	}
+}
+
+func TestChildRejectsBadGeneration(t *testing.T) {
+	sock, _ := listenTCP(t)
+	env := parentEnv("api")
+	env[order.EnvGeneration] = "x"
+	run := runAdoption(t, "api=127.0.0.1:0", env, sock)
+	if run.code == 0 || !strings.Contains(run.stderr, order.EnvGeneration) {
+		t.Fatalf("exit %d, stderr:\n%s", run.code, run.stderr)
+	}
+}

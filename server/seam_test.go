@@ -1,0 +1,372 @@
+//go:build unix
+
+package server
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"github.com/handoff-go/handoff/internal/osx"
+)
+
+// behaviour is what a fake child does once started.
+type behaviour int
+
+const (
+	childReady behaviour = iota // writes "ready"
+	childExit                   // exits with status 3 before ready
+	childHang                   // never answers
+	childBadMessage             // writes something else
+)
+
+// fakeChild is a child process that never existed.
+type fakeChild struct {
+	pid    int
+	exited chan struct{} // closed when the "process" ends
+	once   sync.Once
+	status error
+
+	mu      sync.Mutex
+	killed  bool
+	reaped  bool
+	signals []os.Signal
+}
+
+func (c *fakeChild) Pid() int { return c.pid }
+
+func (c *fakeChild) end(status error) {
+	c.once.Do(func() { c.status = status; close(c.exited) })
+}
+
+func (c *fakeChild) Kill() error {
+	c.mu.Lock()
+	c.killed = true
+	c.mu.Unlock()
+	c.end(errors.New("signal: killed"))
+	return nil
+}
+
+func (c *fakeChild) Signal(sig os.Signal) error {
+	c.mu.Lock()
+	c.signals = append(c.signals, sig)
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *fakeChild) Wait() error {
+	<-c.exited
+	c.mu.Lock()
+	c.reaped = true
+	c.mu.Unlock()
+	return c.status
+}
+
+// fakeOS starts fake children and records what they were given.
+type fakeOS struct {
+	t *testing.T
+
+	mu       sync.Mutex
+	env      map[string]string
+	ppid     int
+	next     behaviour
+	startErr error
+	children []*fakeChild
+	envs     [][]string
+	fdKinds  [][]string // per start: what each passed descriptor from 3 on is
+	started  chan *fakeChild
+}
+
+func newFakeOS(t *testing.T) *fakeOS {
+	return &fakeOS{t: t, env: map[string]string{}, ppid: 1, started: make(chan *fakeChild, 16)}
+}
+
+func (f *fakeOS) osx() *osx.OS {
+	return &osx.OS{
+		LookupEnv: func(k string) (string, bool) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			v, ok := f.env[k]
+			return v, ok
+		},
+		Unsetenv: func(k string) error {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			delete(f.env, k)
+			return nil
+		},
+		Environ:    func() []string { return []string{"HOME=/nowhere", "ENDLESS_SOCKET_ORDER=stale"} },
+		Getpid:     os.Getpid,
+		Getppid:    func() int { f.mu.Lock(); defer f.mu.Unlock(); return f.ppid },
+		Executable: func() (string, error) { return "/fake/binary", nil },
+		Getwd:      func() (string, error) { return "/", nil },
+		Start:      f.start,
+	}
+}
+
+func (f *fakeOS) setNext(b behaviour) { f.mu.Lock(); f.next = b; f.mu.Unlock() }
+
+func (f *fakeOS) start(exe string, argv, env []string, dir string, files []*os.File) (osx.Process, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.startErr != nil {
+		return nil, f.startErr
+	}
+	var kinds []string
+	for _, file := range files[3:] {
+		kinds = append(kinds, fdKind(f.t, int(file.Fd())))
+	}
+	// The caller closes its copies once Start returns; keep the pipe.
+	wfd, err := unix.Dup(int(files[len(files)-1].Fd()))
+	if err != nil {
+		return nil, err
+	}
+	w := os.NewFile(uintptr(wfd), "ready-w")
+	c := &fakeChild{pid: 100000 + len(f.children), exited: make(chan struct{})}
+	f.children = append(f.children, c)
+	f.envs = append(f.envs, env)
+	f.fdKinds = append(f.fdKinds, kinds)
+	switch f.next {
+	case childReady:
+		w.Write([]byte(readyMessage))
+		w.Close()
+	case childExit:
+		w.Close()
+		c.end(errors.New("exit status 3"))
+	case childHang:
+		go func() { <-c.exited; w.Close() }()
+	case childBadMessage:
+		w.Write([]byte("nope!"))
+		w.Close()
+	}
+	f.started <- c
+	return c, nil
+}
+
+// fdKind describes a descriptor: "listen" for a listening TCP socket that
+// is non-blocking, "pipe", or what is wrong with it.
+func fdKind(t *testing.T, fd int) string {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err.Error()
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFIFO {
+		return "pipe"
+	}
+	acc, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+	if err != nil || acc != 1 {
+		return "not listening"
+	}
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil || fl&unix.O_NONBLOCK == 0 {
+		return "listen (blocking)"
+	}
+	return "listen"
+}
+
+// silentSource never delivers a signal.
+type silentSource struct{}
+
+func (silentSource) Notify(chan<- os.Signal, ...os.Signal) {}
+func (silentSource) Stop(chan<- os.Signal)                 {}
+
+func testLogger(t *testing.T) zerolog.Logger {
+	return zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
+}
+
+// startServer serves one HTTP listener on 127.0.0.1 with fake OS calls.
+func startServer(t *testing.T, f *fakeOS, opts ...Option) (*Server, chan error) {
+	t.Helper()
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	opts = append([]Option{WithSignals(silentSource{}), WithLogger(testLogger(t)), WithHammerTime(5 * time.Second),
+		WithHandler(ok)}, opts...)
+	s := newServer(f.osx(), opts...)
+	s.Listen("api", "127.0.0.1:0", nil)
+	served := make(chan error, 1)
+	go func() { served <- s.Serve() }()
+	select {
+	case <-s.Serving():
+	case err := <-served:
+		t.Fatalf("Serve: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("not serving after 10s")
+	}
+	t.Cleanup(func() {
+		s.beginDrain("test over")
+		select {
+		case <-served:
+		case <-time.After(10 * time.Second):
+			t.Error("Serve did not return")
+		}
+	})
+	return s, served
+}
+
+func get(t *testing.T, s *Server) string {
+	t.Helper()
+	addr := s.Addr("api")
+	if addr == nil {
+		t.Fatal("no api listener")
+	}
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get("http://" + addr.String() + "/")
+	if err != nil {
+		t.Fatalf("GET: %v", err)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	return resp.Status
+}
+
+func waitServed(t *testing.T, served chan error) error {
+	t.Helper()
+	select {
+	case err := <-served:
+		served <- err // for the cleanup
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after the handoff")
+		return nil
+	}
+}
+
+func TestRestartHandsOff(t *testing.T) {
+	f := newFakeOS(t)
+	s, served := startServer(t, f)
+	if err := s.Restart(); err != nil {
+		t.Fatalf("Restart: %v", err)
+	}
+	if err := waitServed(t, served); err != nil {
+		t.Fatalf("Serve after handoff: %v", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.children) != 1 {
+		t.Fatalf("%d children started, want 1", len(f.children))
+	}
+	if got := f.fdKinds[0]; !slices.Equal(got, []string{"listen", "pipe"}) {
+		t.Fatalf("descriptors passed from 3 on: %v, want [listen pipe]", got)
+	}
+	env := f.envs[0]
+	for _, want := range []string{"ENDLESS_SOCKET_ORDER=api", "ENDLESS_GENERATION=1", "HOME=/nowhere"} {
+		if !slices.Contains(env, want) {
+			t.Errorf("child env lacks %q: %v", want, env)
+		}
+	}
+	if !slices.Contains(env, "ENDLESS_PARENT_PID="+strconv.Itoa(os.Getpid())) {
+		t.Errorf("child env lacks the parent pid: %v", env)
+	}
+	if slices.Contains(env, "ENDLESS_SOCKET_ORDER=stale") {
+		t.Errorf("child env kept a stale manifest: %v", env)
+	}
+	if !s.handedOff {
+		t.Error("handedOff not set")
+	}
+}
+
+
+func TestRestartFailuresKeepServing(t *testing.T) {
+	tests := []struct {
+		name    string
+		next    behaviour
+		wantErr error
+	}{
+		{"child exits", childExit, ErrChildExited},
+		{"child hangs", childHang, ErrChildTimeout},
+		{"bad message", childBadMessage, ErrRestartFailed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeOS(t)
+			s, served := startServer(t, f, WithReadyTimeout(300*time.Millisecond))
+			f.setNext(tt.next)
+			err := s.Restart()
+			if !errors.Is(err, tt.wantErr) || !errors.Is(err, ErrRestartFailed) {
+				t.Fatalf("Restart = %v, want %v", err, tt.wantErr)
+			}
+			c := f.children[0]
+			c.mu.Lock()
+			reaped, killed := c.reaped, c.killed
+			c.mu.Unlock()
+			if !reaped || !killed {
+				t.Fatalf("failed child: reaped %v, killed %v; want both", reaped, killed)
+			}
+			if st := get(t, s); st != "200 OK" {
+				t.Fatalf("after a failed restart: %s", st)
+			}
+			select {
+			case err := <-served:
+				t.Fatalf("Serve returned after a failed restart: %v", err)
+			default:
+			}
+			// The next restart works.
+			f.setNext(childReady)
+			if err := s.Restart(); err != nil {
+				t.Fatalf("second Restart: %v", err)
+			}
+			if err := waitServed(t, served); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestRestartStartErrorKeepsServing(t *testing.T) {
+	f := newFakeOS(t)
+	s, _ := startServer(t, f)
+	f.startErr = syscall.ENOENT
+	if err := s.Restart(); !errors.Is(err, syscall.ENOENT) {
+		t.Fatalf("Restart = %v, want ENOENT", err)
+	}
+	if st := get(t, s); st != "200 OK" {
+		t.Fatalf("after a failed start: %s", st)
+	}
+}
+
+func TestOneRestartAtATime(t *testing.T) {
+	f := newFakeOS(t)
+	s, served := startServer(t, f, WithReadyTimeout(time.Minute))
+	f.setNext(childHang)
+	first := make(chan error, 1)
+	go func() { first <- s.Restart() }()
+	c := <-f.started
+	for range 5 {
+		if err := s.Restart(); !errors.Is(err, ErrRestartInProgress) {
+			t.Fatalf("concurrent Restart = %v, want ErrRestartInProgress", err)
+		}
+	}
+	// A shutdown during the restart gives the child up and drains.
+	go s.Shutdown(t.Context())
+	if err := <-first; !errors.Is(err, ErrDraining) {
+		t.Fatalf("Restart during shutdown = %v, want ErrDraining", err)
+	}
+	if !c.killed || !c.reaped {
+		t.Fatalf("child killed %v, reaped %v", c.killed, c.reaped)
+	}
+	if err := waitServed(t, served); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.children); n != 1 {
+		t.Fatalf("%d children started, want 1", n)
+	}
+	if err := s.Restart(); !errors.Is(err, ErrNotServing) && !errors.Is(err, ErrDraining) {
+		t.Fatalf("Restart after stop = %v", err)
+	}
+}
+
+func TestRestartBeforeServe(t *testing.T) {
+	s := newServer(newFakeOS(t).osx(), WithSignals(silentSource{}), WithLogger(testLogger(t)))
+	if err := s.Restart(); !errors.Is(err, ErrNotServing) {
+		t.Fatalf("Restart before Serve = %v, want ErrNotServing", err)
+	}
+}
