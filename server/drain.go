@@ -77,7 +77,7 @@ func (s *Server) drain() {
 		Int64("hammered_conns", s.hammered.Load()).Msg("drained")
 
 	s.mu.Lock()
-	close(s.drained)
+	s.closeDrainedLocked()
 	s.mu.Unlock()
 }
 
@@ -92,10 +92,11 @@ func (s *Server) openLeft(services []*service, now time.Time) int {
 }
 
 func (s *Server) hammer(services []*service) {
-	n := s.hj.Hammer()
+	n := 0
 	for _, svc := range services {
 		n += svc.hammer()
 	}
+	n += s.hj.Hammer()
 	s.hammered.Add(int64(n))
 	s.log.Warn().Int("closed", n).Msg("hammered open connections")
 }

@@ -245,6 +245,10 @@ func (s *Server) stop() {
 	defer s.mu.Unlock()
 	s.phase = phaseStopped
 	s.closeQuitLocked("stopped")
+	s.closeDrainedLocked()
+}
+
+func (s *Server) closeDrainedLocked() {
 	select {
 	case <-s.drained:
 	default:
@@ -270,7 +274,9 @@ func (s *Server) beginDrain(reason string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.phase == phaseNew {
+		// Nothing serves yet: there is nothing to drain.
 		s.phase = phaseStopped
+		s.closeDrainedLocked()
 	}
 	return s.closeQuitLocked(reason)
 }

@@ -250,9 +250,9 @@ func (svc *service) open() int {
 
 // hammer closes every connection and cancels every handler context.
 func (svc *service) hammer() int {
-	n := svc.tracker.CloseAll()
+	// Cancel first, so a handler learns why before its connection dies.
 	svc.baseCancel(errHammered)
-	return n
+	return svc.tracker.CloseAll()
 }
 
 // release frees what the service holds once it has stopped.
