@@ -24,10 +24,10 @@ import (
 type behaviour int
 
 const (
-	childReady behaviour = iota // writes "ready"
-	childExit                   // exits with status 3 before ready
-	childHang                   // never answers
-	childBadMessage             // writes something else
+	childReady      behaviour = iota // writes "ready"
+	childExit                        // exits with status 3 before ready
+	childHang                        // never answers
+	childBadMessage                  // writes something else
 )
 
 // fakeChild is a child process that never existed.
@@ -273,7 +273,6 @@ func TestRestartHandsOff(t *testing.T) {
 		t.Error("handedOff not set")
 	}
 }
-
 
 func TestRestartFailuresKeepServing(t *testing.T) {
 	tests := []struct {
