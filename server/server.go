@@ -219,10 +219,13 @@ func (s *Server) Serve() error {
 			}
 		}()
 	}
+	// The PID file names this process before the parent learns that it is
+	// ready and exits: a supervisor that reads the file when the main
+	// process exits finds the new one.
+	s.writePIDFile()
 	if ready != nil {
 		s.signalReady(ready)
 	}
-	s.writePIDFile()
 	s.log.Info().Strs("listeners", names(services)).Int("generation", gen).Msg("serving")
 
 	<-s.quit

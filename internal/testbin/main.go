@@ -12,7 +12,9 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -73,6 +75,7 @@ func main() {
 	mux.HandleFunc("/pid", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, os.Getpid()) })
 	mux.HandleFunc("/gen", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, srv.Stats().Generation) })
 	mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, version) })
+	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) { json.NewEncoder(w).Encode(srv.Stats()) })
 	mux.HandleFunc("/proto", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.Proto) })
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
 		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
@@ -107,13 +110,7 @@ func main() {
 		srv.Listen("admin", *admin, listeners.HTTP(mux))
 	}
 	if *echo != "" {
-		srv.Listen("echo", *echo, listeners.TCP(func(ctx context.Context, c net.Conn) {
-			go func() {
-				<-ctx.Done()
-				c.SetReadDeadline(time.Now()) // end the copy when draining
-			}()
-			io.Copy(c, c)
-		}))
+		srv.Listen("echo", *echo, listeners.TCP(echoLines))
 	}
 	if *tlsAddr != "" {
 		srv.Listen("secure", *tlsAddr, listeners.HTTP(mux), listeners.TLSFiles(*cert, *key))
@@ -124,5 +121,25 @@ func main() {
 	if err := srv.Serve(); err != nil {
 		fmt.Fprintln(os.Stderr, "testbin:", err)
 		os.Exit(1)
+	}
+}
+
+// echoLines echoes line by line. When the drain starts it finishes the line
+// in hand, and gives a client that is quiet one more second to send one,
+// then closes.
+func echoLines(ctx context.Context, c net.Conn) {
+	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Now().Add(time.Second)) })
+	defer stop()
+	br := bufio.NewReader(c)
+	for {
+		line, err := br.ReadBytes('\n')
+		if len(line) > 0 {
+			if _, werr := c.Write(line); werr != nil {
+				return
+			}
+		}
+		if err != nil || ctx.Err() != nil {
+			return
+		}
 	}
 }
