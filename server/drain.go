@@ -85,7 +85,7 @@ func (s *Server) drain() {
 func (s *Server) openLeft(services []*service, now time.Time) int {
 	n := s.hj.Len() + int(s.inflight.Load())
 	for _, svc := range services {
-		svc.tracker.Sweep(now, s.cfg.idleGrace, finWait)
+		svc.sweep(now, s.cfg.idleGrace)
 		n += svc.open()
 	}
 	return n

@@ -40,7 +40,7 @@ type service struct {
 	certs      *tlsreload.Reloader
 
 	hs      *http.Server
-	goaway  *http.Server // its Shutdown sends GOAWAY to HTTP/2 connections
+	h2      *h2set // HTTP/2 connections, nil if none can be
 	handler listeners.TCPHandler
 	active  atomic.Int64 // TCP handlers running
 
@@ -136,25 +136,24 @@ func (svc *service) buildHTTP(s *Server, tlsCfg *tls.Config) {
 		h = http.DefaultServeMux
 	}
 
-	// HTTP/2 goes through x/net/http2. ConfigureServer on a private holder
-	// server gives a way to send GOAWAY to every HTTP/2 connection (the
-	// holder's Shutdown) without calling Shutdown on hs, which would close
-	// idle HTTP/1 keep-alive connections under clients that are sending.
-	h2s := &http2.Server{IdleTimeout: hs.IdleTimeout}
-	svc.goaway = &http.Server{}
-	if err := http2.ConfigureServer(svc.goaway, h2s); err == nil {
+	// HTTP/2 goes through x/net/http2, with a drain of its own (see
+	// h2goaway.go): hs.Shutdown would close idle HTTP/1 keep-alive
+	// connections under clients that are sending, so it is never called.
+	if set, err := newH2Set(hs.IdleTimeout); err == nil {
+		svc.h2 = set
 		if tlsCfg != nil {
-			serveH2 := svc.goaway.TLSNextProto[http2.NextProtoTLS]
 			hs.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){
 				http2.NextProtoTLS: func(hs *http.Server, c *tls.Conn, h http.Handler) {
 					svc.tracker.MarkHTTP2(c)
-					serveH2(hs, c, h)
+					set.serveTLS(hs, c, h)
 				},
 			}
 		}
 		if svc.spec.H2C {
-			h = h2c.NewHandler(h, h2s)
+			h = h2c.NewHandler(h, set.srv)
 		}
+	} else {
+		svc.log.Warn().Err(err).Msg("HTTP/2 disabled")
 	}
 	hs.Handler = s.track(h)
 	user := hs.ConnState
@@ -234,12 +233,18 @@ func (svc *service) stopAccepting() {
 	}
 }
 
-// startDrain tells the listener's connections that the server drains:
-// GOAWAY for HTTP/2, a cancelled context for TCP handlers.
+// startDrain tells TCP handlers that the server drains; HTTP/1 learns it
+// from each response, HTTP/2 from sweep.
 func (svc *service) startDrain() {
 	svc.drainCancel(errDrain)
-	if svc.goaway != nil {
-		svc.goaway.Shutdown(context.Background())
+}
+
+// sweep is one step of the drain: close quiet idle HTTP/1 connections,
+// move HTTP/2 connections along their GOAWAY steps.
+func (svc *service) sweep(now time.Time, grace time.Duration) {
+	svc.tracker.Sweep(now, grace, finWait)
+	if svc.h2 != nil {
+		svc.h2.poll(now)
 	}
 }
 
