@@ -89,18 +89,34 @@ func main() {
 			return
 		}
 		defer c.Close()
-		go func() {
-			<-hijack.Notify(r.Context())
-			msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "server restarting")
-			c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+		echo := make(chan []byte, 8)
+		done := make(chan struct{})
+		defer close(done)
+		go func() { // the only writer
+			c.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf("pid %d", os.Getpid())))
+			for {
+				select {
+				case m := <-echo:
+					if c.WriteMessage(websocket.TextMessage, m) != nil {
+						return
+					}
+				case <-hijack.Notify(r.Context()):
+					msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "server restarting")
+					c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+					return
+				case <-done:
+					return
+				}
+			}
 		}()
 		for {
-			t, p, err := c.ReadMessage()
+			_, p, err := c.ReadMessage()
 			if err != nil {
 				return
 			}
-			if err := c.WriteMessage(t, p); err != nil {
-				return
+			select {
+			case echo <- p:
+			case <-done:
 			}
 		}
 	})
