@@ -98,6 +98,24 @@ func freeAddr(t *testing.T) string {
 // process of the run to be killed and reaped at the end of the test.
 func startServer(t *testing.T, extra ...string) *server {
 	t.Helper()
+	return launch(t, launchOpts{}, extra...)
+}
+
+// launchOpts varies how the server is started: under a wrapper command
+// (prefix), with more environment, and with its own test of readiness.
+type launchOpts struct {
+	prefix []string
+	env    []string
+	// trigger, if set, runs once the process has started (a wrapper such
+	// as systemd-socket-activate starts the server on a first connection).
+	trigger func(s *server)
+	// ready reports that the server serves; by default the PID file names
+	// the process started.
+	ready func(s *server) bool
+}
+
+func launch(t *testing.T, o launchOpts, extra ...string) *server {
+	t.Helper()
 	dir := t.TempDir()
 	s := &server{
 		t:        t,
@@ -124,16 +142,24 @@ func startServer(t *testing.T, extra ...string) *server {
 	}
 	defer logf.Close()
 	args := append([]string{"-api", s.api, "-echo", s.echo, "-pidfile", s.pidFile, "-mode", s.modeFile}, extra...)
-	s.first = exec.Command(s.bin, args...)
+	argv := append(append(append([]string(nil), o.prefix...), s.bin), args...)
+	s.first = exec.Command(argv[0], argv[1:]...)
 	s.first.Stdout, s.first.Stderr = logf, logf
-	s.first.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
+	s.first.Env = append(append(os.Environ(), "GORACE=atexit_sleep_ms=0"), o.env...)
 	if err := s.first.Start(); err != nil {
 		t.Fatal(err)
 	}
 	s.firstPID = s.first.Process.Pid
 	s.remember(s.firstPID)
 	t.Cleanup(s.killAll)
-	waitFor(t, 20*time.Second, "the server to serve", func() bool { return s.pidFromFile() == s.firstPID })
+	if o.trigger != nil {
+		o.trigger(s)
+	}
+	ready := o.ready
+	if ready == nil {
+		ready = func(s *server) bool { return s.pidFromFile() == s.firstPID }
+	}
+	waitFor(t, 20*time.Second, "the server to serve", func() bool { return ready(s) })
 	return s
 }
 

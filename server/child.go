@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/handoff-go/handoff/listeners"
 	"github.com/handoff-go/handoff/order"
@@ -27,18 +28,24 @@ func (s *Server) adopt() (map[string]net.Listener, *os.File, int, error) {
 	manifest, hasOrder := s.sys.LookupEnv(order.EnvOrder)
 	ppidVal, _ := s.sys.LookupEnv(order.EnvParentPID)
 	genVal, _ := s.sys.LookupEnv(order.EnvGeneration)
-	for _, k := range []string{order.EnvOrder, order.EnvParentPID, order.EnvGeneration} {
+	activated, _ := s.sys.LookupEnv(envActivated)
+	for _, k := range []string{order.EnvOrder, order.EnvParentPID, order.EnvGeneration, envActivated} {
 		s.sys.Unsetenv(k)
 	}
 	if !hasOrder {
-		return nil, nil, 0, nil
+		adopted, err := s.adoptActivation()
+		return adopted, nil, 0, err
 	}
 	ppid, err := strconv.Atoi(ppidVal)
 	if err != nil || ppid != s.sys.Getppid() {
 		s.log.Warn().Str(order.EnvOrder, manifest).Str(order.EnvParentPID, ppidVal).
 			Int("ppid", s.sys.Getppid()).
 			Msg("ignoring inherited listeners: the variables were not set by this process's parent")
-		return nil, nil, 0, nil
+		adopted, err := s.adoptActivation()
+		return adopted, nil, 0, err
+	}
+	for _, k := range []string{order.EnvListenPID, order.EnvListenFDs, order.EnvListenFDNames} {
+		s.sys.Unsetenv(k) // never meant for a handoff child
 	}
 	m, err := order.Parse(manifest)
 	if err != nil {
@@ -47,6 +54,13 @@ func (s *Server) adopt() (map[string]net.Listener, *os.File, int, error) {
 	gen, err := strconv.Atoi(genVal)
 	if err != nil || gen < 1 {
 		return nil, nil, 0, fmt.Errorf("server: %s=%q: not a positive number", order.EnvGeneration, genVal)
+	}
+	if activated != "" {
+		for _, name := range strings.Split(activated, ",") {
+			if _, ok := m.FD(name); ok {
+				s.activated[name] = true
+			}
+		}
 	}
 	adopted := make(map[string]net.Listener, m.Len())
 	fail := func(err error) (map[string]net.Listener, *os.File, int, error) {
@@ -72,17 +86,23 @@ func (s *Server) adopt() (map[string]net.Listener, *os.File, int, error) {
 	return adopted, ready, gen, nil
 }
 
-// open builds a service for every declared listener, in declaration
-// order: an adopted socket when the parent passed one for the same name and
+// chosen is the socket picked for a declared listener.
+type chosen struct {
+	decl      decl
+	ln        net.Listener
+	inherited bool
+}
+
+// choose picks a socket for every declared listener, in declaration
+// order: an adopted one when the parent passed one for the same name and
 // address, a fresh one otherwise. Adopted sockets this program no longer
 // declares are closed, unless a renamed listener with the same address
-// takes them over.
-func (s *Server) open(adopted map[string]net.Listener) (services []*service, err error) {
+// takes them over. On error every socket is closed.
+func (s *Server) choose(adopted map[string]net.Listener) (picked []chosen, err error) {
 	defer func() {
 		if err != nil {
-			for _, svc := range services {
-				svc.raw.Close()
-				svc.release()
+			for _, c := range picked {
+				c.ln.Close()
 			}
 			for _, ln := range adopted {
 				ln.Close()
@@ -93,7 +113,9 @@ func (s *Server) open(adopted map[string]net.Listener) (services []*service, err
 		ln, inherited := adopted[d.name]
 		if inherited {
 			delete(adopted, d.name)
-			if !listeners.SameAddr(d.addr, ln.Addr()) {
+			// A socket from the service manager is what the operator
+			// configured there; it wins over the declared address.
+			if !s.activated[d.name] && !listeners.SameAddr(d.addr, ln.Addr()) {
 				s.log.Info().Str("listener", d.name).Str("was", ln.Addr().String()).Str("now", d.addr).
 					Msg("address changed; binding afresh")
 				ln.Close()
@@ -109,23 +131,44 @@ func (s *Server) open(adopted map[string]net.Listener) (services []*service, err
 		}
 		if !inherited {
 			if ln, err = listeners.Bind(context.Background(), d.addr); err != nil {
-				return services, fmt.Errorf("server: listener %q: %w", d.name, err)
+				return picked, fmt.Errorf("server: listener %q: %w", d.name, err)
 			}
 		}
-		svc, err := s.newService(d, ln, inherited)
-		if err != nil {
-			ln.Close()
-			return services, err
-		}
-		services = append(services, svc)
-		svc.log.Info().Str("addr", ln.Addr().String()).Bool("inherited", inherited).
-			Str("kind", d.spec.Kind.String()).Bool("tls", d.spec.TLS()).Msg("listening")
+		picked = append(picked, chosen{d, ln, inherited})
 	}
 	for name, ln := range adopted {
 		s.log.Info().Str("listener", name).Str("addr", ln.Addr().String()).
 			Msg("closing inherited listener this program no longer declares")
 		ln.Close()
 		delete(adopted, name)
+	}
+	return picked, nil
+}
+
+// open chooses the sockets and builds a service on each.
+func (s *Server) open(adopted map[string]net.Listener) ([]*service, error) {
+	picked, err := s.choose(adopted)
+	if err != nil {
+		return nil, err
+	}
+	services := make([]*service, 0, len(picked))
+	for i, c := range picked {
+		svc, err := s.newService(c.decl, c.ln, c.inherited)
+		if err != nil {
+			for _, svc := range services {
+				svc.release()
+			}
+			for _, c := range picked[i:] {
+				c.ln.Close()
+			}
+			for _, svc := range services {
+				svc.raw.Close()
+			}
+			return nil, err
+		}
+		services = append(services, svc)
+		svc.log.Info().Str("addr", c.ln.Addr().String()).Bool("inherited", c.inherited).
+			Str("kind", c.decl.spec.Kind.String()).Bool("tls", c.decl.spec.TLS()).Msg("listening")
 	}
 	return services, nil
 }

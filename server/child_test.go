@@ -54,7 +54,8 @@ func runChild(decl string) int {
 			return
 		}
 		rep := childReport{Stats: s.Stats(), Listening: listeningPorts(), Env: map[string]string{}}
-		for _, k := range []string{order.EnvOrder, order.EnvParentPID, order.EnvGeneration} {
+		for _, k := range []string{order.EnvOrder, order.EnvParentPID, order.EnvGeneration,
+			order.EnvListenPID, order.EnvListenFDs, order.EnvListenFDNames} {
 			if v, ok := os.LookupEnv(k); ok {
 				rep.Env[k] = v
 			}
@@ -186,6 +187,12 @@ func runAdoption(t *testing.T, decl string, env map[string]string, files ...*os.
 	}
 	defer r.Close()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+	if env["LISTEN_PID"] == "self" {
+		// LISTEN_PID must be the child's own pid: a shell exports its
+		// own and execs the child, which keeps it.
+		delete(env, "LISTEN_PID")
+		cmd = exec.CommandContext(ctx, "/bin/sh", "-c", `export LISTEN_PID=$$; exec "$0" -test.run='^$'`, os.Args[0])
+	}
 	cmd.Env = append(os.Environ(), "HANDOFF_TEST_CHILD="+decl, "GORACE=atexit_sleep_ms=0")
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
@@ -384,5 +391,92 @@ func TestChildRejectsBadGeneration(t *testing.T) {
 	run := runAdoption(t, "api=127.0.0.1:0", env, sock)
 	if run.code == 0 || !strings.Contains(run.stderr, order.EnvGeneration) {
 		t.Fatalf("exit %d, stderr:\n%s", run.code, run.stderr)
+	}
+}
+
+func activationEnv(fds, names string) map[string]string {
+	env := map[string]string{"LISTEN_PID": "self", "LISTEN_FDS": fds}
+	if names != "" {
+		env["LISTEN_FDNAMES"] = names
+	}
+	return env
+}
+
+func TestSocketActivationAdoption(t *testing.T) {
+	t.Run("by order", func(t *testing.T) {
+		a, aPort := listenTCP(t)
+		b, bPort := listenTCP(t)
+		// The declared addresses do not matter: the manager's sockets win.
+		run := runAdoption(t, "api=127.0.0.1:1,admin=127.0.0.1:2", activationEnv("2", ""), a, b)
+		if run.code != 0 {
+			t.Fatalf("exit %d:\n%s", run.code, run.stderr)
+		}
+		for name, port := range map[string]int{"api": aPort, "admin": bPort} {
+			if l := listenerStats(t, run.report.Stats, name); !l.Inherited || l.Addr != "127.0.0.1:"+strconv.Itoa(port) {
+				t.Errorf("%s: %+v, want the activated socket at %d", name, l, port)
+			}
+		}
+		if run.ready != "" {
+			t.Errorf("wrote %q on a readiness pipe that is not there", run.ready)
+		}
+	})
+	t.Run("by name", func(t *testing.T) {
+		a, aPort := listenTCP(t)
+		b, bPort := listenTCP(t)
+		run := runAdoption(t, "api=127.0.0.1:0,admin=127.0.0.1:0", activationEnv("2", "admin:api"), a, b)
+		if run.code != 0 {
+			t.Fatalf("exit %d:\n%s", run.code, run.stderr)
+		}
+		if l := listenerStats(t, run.report.Stats, "admin"); l.Addr != "127.0.0.1:"+strconv.Itoa(aPort) {
+			t.Errorf("admin at %s, want fd 3's port %d", l.Addr, aPort)
+		}
+		if l := listenerStats(t, run.report.Stats, "api"); l.Addr != "127.0.0.1:"+strconv.Itoa(bPort) {
+			t.Errorf("api at %s, want fd 4's port %d", l.Addr, bPort)
+		}
+	})
+	t.Run("extra descriptor is closed", func(t *testing.T) {
+		a, _ := listenTCP(t)
+		b, bPort := listenTCP(t)
+		run := runAdoption(t, "api=127.0.0.1:0", activationEnv("2", ""), a, b)
+		if run.code != 0 {
+			t.Fatalf("exit %d:\n%s", run.code, run.stderr)
+		}
+		if slices.Contains(run.report.Listening, bPort) || !strings.Contains(run.stderr, "matches no listener") {
+			t.Fatalf("the extra socket at %d is still held (%v) or not logged", bPort, run.report.Listening)
+		}
+	})
+	t.Run("another process", func(t *testing.T) {
+		a, aPort := listenTCP(t)
+		run := runAdoption(t, "api=127.0.0.1:0", map[string]string{"LISTEN_PID": "1", "LISTEN_FDS": "1"}, a)
+		if run.code != 0 {
+			t.Fatalf("exit %d:\n%s", run.code, run.stderr)
+		}
+		if l := listenerStats(t, run.report.Stats, "api"); l.Inherited || l.Addr == "127.0.0.1:"+strconv.Itoa(aPort) {
+			t.Fatalf("adopted sockets meant for pid 1: %+v", l)
+		}
+		if !strings.Contains(run.stderr, "another process") {
+			t.Errorf("not logged:\n%s", run.stderr)
+		}
+		if _, ok := run.report.Env["LISTEN_PID"]; ok {
+			t.Error("LISTEN_PID still set")
+		}
+	})
+	for _, tt := range []struct {
+		name       string
+		fds, names string
+		files      func(*testing.T) []*os.File
+		want       string
+	}{
+		{"fds not a number", "two", "", twoListeners, "is not a count"},
+		{"more names than fds", "1", "api:admin", twoListeners, "names 2 descriptors"},
+		{"not a socket", "1", "", one(regularFile), "it is a regular file"},
+		{"connected socket", "1", "", one(connectedSocket), "not listening"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			run := runAdoption(t, "api=127.0.0.1:0", activationEnv(tt.fds, tt.names), tt.files(t)...)
+			if run.code == 0 || !strings.Contains(run.stderr, tt.want) {
+				t.Fatalf("exit %d, want an error with %q:\n%s", run.code, tt.want, run.stderr)
+			}
+		})
 	}
 }

@@ -25,6 +25,12 @@ func (s *Server) drain() {
 	reason := s.reason
 	s.mu.Unlock()
 
+	s.mu.Lock()
+	handedOff := s.handedOff
+	s.mu.Unlock()
+	if !handedOff {
+		s.notifyStopping(reason)
+	}
 	start := time.Now()
 	s.log.Info().Str("reason", reason).Strs("listeners", names(services)).
 		Dur("hammer_time", s.cfg.hammerTime).Msg("draining")

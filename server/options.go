@@ -21,14 +21,16 @@ const (
 )
 
 type config struct {
-	handler      http.Handler
-	log          zerolog.Logger
-	readyTimeout time.Duration
-	hammerTime   time.Duration
-	idleGrace    time.Duration
-	pidFile      string
-	source       signals.Source
-	errs         []error
+	handler       http.Handler
+	log           zerolog.Logger
+	readyTimeout  time.Duration
+	hammerTime    time.Duration
+	idleGrace     time.Duration
+	pidFile       string
+	shutdownDelay time.Duration
+	master        bool
+	source        signals.Source
+	errs          []error
 }
 
 func defaultConfig() config {
@@ -110,4 +112,25 @@ func WithPIDFile(path string) Option {
 // source that never delivers.
 func WithSignals(src signals.Source) Option {
 	return optionFunc(func(c *config) { c.source = src })
+}
+
+// WithShutdownDelay keeps serving for d after SIGTERM or SIGINT, with
+// HealthHandler answering 503, before the drain starts: time for a load
+// balancer or Kubernetes to stop sending new connections. The same signal
+// again ends the delay.
+func WithShutdownDelay(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if positive(c, "shutdown delay", d) {
+			c.shutdownDelay = d
+		}
+	})
+}
+
+// WithMaster runs the server in master mode: the process keeps its pid for
+// the life of the service and runs the serving code in a worker process it
+// replaces on SIGHUP, with the same handoff as a restart. For PID 1 in a
+// container and for foreground use (a terminal, go run, a supervisor that
+// follows one pid). A process that is PID 1 chooses it by itself.
+func WithMaster() Option {
+	return optionFunc(func(c *config) { c.master = true })
 }

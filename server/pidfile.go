@@ -12,7 +12,7 @@ import (
 // temporary file in the same directory, renamed over the old one, so a
 // reader sees the old pid or the new one, never a partial file.
 func (s *Server) writePIDFile() {
-	if s.cfg.pidFile == "" {
+	if s.cfg.pidFile == "" || s.masterPID != 0 { // a master's pid stays in it
 		return
 	}
 	if err := writePIDFile(s.cfg.pidFile, s.sys.Getpid()); err != nil {
@@ -56,7 +56,7 @@ func (s *Server) removePIDFile() {
 	s.mu.Lock()
 	handedOff := s.handedOff
 	s.mu.Unlock()
-	if s.cfg.pidFile == "" || handedOff {
+	if s.cfg.pidFile == "" || handedOff || s.masterPID != 0 {
 		return
 	}
 	data, err := os.ReadFile(s.cfg.pidFile)

@@ -6,11 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/handoff-go/handoff/internal/osx"
 	"github.com/handoff-go/handoff/listeners"
@@ -24,7 +28,14 @@ import (
 // it is killed and reaped, this process goes on serving, and the error
 // says why. Only one restart runs at a time; SIGHUP calls Restart.
 func (s *Server) Restart() error {
+	if s.masterPID != 0 {
+		return s.askMaster()
+	}
 	s.mu.Lock()
+	if m := s.master; m != nil {
+		s.mu.Unlock()
+		return m.restart()
+	}
 	switch {
 	case s.phase != phaseServing:
 		s.mu.Unlock()
@@ -49,21 +60,29 @@ func (s *Server) Restart() error {
 	}()
 
 	s.log.Info().Strs("listeners", names(services)).Msg("restart requested")
+	s.notify("RELOADING=1", "MONOTONIC_USEC="+strconv.FormatInt(monotonicUsec(), 10), "STATUS=restarting")
 	start := time.Now()
-	child, ready, err := s.startChild(services, gen)
+	failed := func(err error) error {
+		s.notify("READY=1", "STATUS=restart failed, still serving: "+err.Error())
+		return fmt.Errorf("%w: %w", ErrRestartFailed, err)
+	}
+	child, ready, err := s.startChild(socketsOf(services), gen, nil, nil)
 	if err != nil {
 		s.log.Error().Err(err).Msg("restart failed; still serving")
-		return fmt.Errorf("%w: %w", ErrRestartFailed, err)
+		return failed(err)
 	}
 	s.log.Info().Int("child", child.Pid()).Int("generation", gen).Msg("child started")
 	if err := s.awaitReady(child, ready); err != nil {
 		s.writePIDFile() // the child may have claimed it before failing
 		s.log.Error().Err(err).Int("child", child.Pid()).Msg("restart failed; still serving")
-		return fmt.Errorf("%w: %w", ErrRestartFailed, err)
+		return failed(err)
 	}
 	s.mu.Lock()
 	s.handedOff = true
 	s.mu.Unlock()
+	// This process is still the main one, so the manager accepts the new
+	// main pid from it whatever its NotifyAccess= says.
+	s.notify("MAINPID="+strconv.Itoa(child.Pid()), "READY=1", "STATUS=serving, handed over by pid "+strconv.Itoa(s.sys.Getpid()))
 	s.log.Info().Int("child", child.Pid()).Dur("took", time.Since(start)).Msg("child ready")
 	if !s.beginDrain(fmt.Sprintf("handoff to pid %d", child.Pid())) {
 		// A shutdown started while the child came up: the service is
@@ -74,8 +93,24 @@ func (s *Server) Restart() error {
 	return nil
 }
 
-// startChild exports every listener and starts the binary with them.
-func (s *Server) startChild(services []*service, gen int) (osx.Process, *os.File, error) {
+// socket is a listening socket and the name it is handed on under.
+type socket struct {
+	name string
+	ln   net.Listener
+}
+
+func socketsOf(services []*service) []socket {
+	out := make([]socket, len(services))
+	for i, svc := range services {
+		out[i] = socket{svc.name, svc.raw}
+	}
+	return out
+}
+
+// startChild exports every socket and starts the binary with them. The
+// child's environment is this one's, less drop, plus the handoff
+// variables and extra.
+func (s *Server) startChild(socks []socket, gen int, extra, drop []string) (osx.Process, *os.File, error) {
 	exe, err := s.sys.Executable()
 	if err != nil {
 		return nil, nil, fmt.Errorf("locate the binary: %w", err)
@@ -90,14 +125,14 @@ func (s *Server) startChild(services []*service, gen int) (osx.Process, *os.File
 			f.Close()
 		}
 	}()
-	names := make([]string, 0, len(services))
-	for _, svc := range services {
-		f, err := listeners.Export(svc.raw, svc.name)
+	names := make([]string, 0, len(socks))
+	for _, sk := range socks {
+		f, err := listeners.Export(sk.ln, sk.name)
 		if err != nil {
 			return nil, nil, err
 		}
 		files = append(files, f)
-		names = append(names, svc.name)
+		names = append(names, sk.name)
 	}
 	m, err := order.New(names...)
 	if err != nil {
@@ -108,13 +143,37 @@ func (s *Server) startChild(services []*service, gen int) (osx.Process, *os.File
 		return nil, nil, fmt.Errorf("readiness pipe: %w", err)
 	}
 	files = append(files, w)
-	env := childEnv(s.sys.Environ(), m, s.sys.Getpid(), gen)
+	env := append(childEnv(dropEnv(s.sys.Environ(), drop), m, s.sys.Getpid(), gen), extra...)
+	var activated []string
+	for _, n := range names {
+		if s.activated[n] {
+			activated = append(activated, n)
+		}
+	}
+	if len(activated) > 0 {
+		env = append(env, envActivated+"="+strings.Join(activated, ","))
+	}
 	p, err := s.sys.Start(exe, s.args, env, dir, files)
 	if err != nil {
 		r.Close()
 		return nil, nil, fmt.Errorf("start %s: %w", exe, err)
 	}
 	return p, r, nil
+}
+
+// dropEnv is env without the variables named in drop.
+func dropEnv(env, drop []string) []string {
+	if len(drop) == 0 {
+		return env
+	}
+	out := env[:0:0]
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(drop, k) {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // childEnv is env without any variable of an earlier handoff or socket
@@ -124,7 +183,8 @@ func childEnv(env []string, m order.Manifest, pid, gen int) []string {
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
-		case order.EnvOrder, order.EnvParentPID, order.EnvGeneration, "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES":
+		case order.EnvOrder, order.EnvParentPID, order.EnvGeneration, envActivated,
+			order.EnvListenPID, order.EnvListenFDs, order.EnvListenFDNames, "WATCHDOG_PID":
 			continue
 		}
 		out = append(out, kv)
@@ -183,4 +243,13 @@ func (s *Server) awaitReady(child osx.Process, ready *os.File) error {
 	case <-s.quit:
 		return giveUp(ErrDraining)
 	}
+}
+
+// monotonicUsec is CLOCK_MONOTONIC in microseconds, as RELOADING=1 wants.
+func monotonicUsec() int64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
+	}
+	return ts.Nano() / 1000
 }

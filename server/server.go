@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -56,13 +59,21 @@ type Server struct {
 	router *signals.Router
 	hj     hijack.Registry
 	args   []string
+	again  chan struct{} // a second stop signal ends the shutdown delay
+
+	notifySocket string
+	masterPID    int             // in a worker: the master that started it
+	master       *master         // in a master: its state
+	activated    map[string]bool // listeners adopted from socket activation
 
 	decls []decl
 	errs  []error
 
-	draining atomic.Bool
-	inflight atomic.Int64
-	hammered atomic.Int64
+	draining     atomic.Bool
+	stopping     atomic.Bool // asked to stop; the shutdown delay may still run
+	stopNotified atomic.Bool
+	inflight     atomic.Int64
+	hammered     atomic.Int64
 
 	mu         sync.Mutex
 	phase      phase
@@ -92,16 +103,20 @@ func newServer(sys *osx.OS, opts ...Option) *Server {
 		}
 	}
 	s := &Server{
-		cfg:      cfg,
-		sys:      sys,
-		router:   signals.NewRouter(cfg.source),
-		args:     append([]string(nil), os.Args...),
-		serving:  make(chan struct{}),
-		quit:     make(chan struct{}),
-		drained:  make(chan struct{}),
-		hammerCh: make(chan struct{}),
+		cfg:       cfg,
+		sys:       sys,
+		router:    signals.NewRouter(cfg.source),
+		args:      append([]string(nil), os.Args...),
+		serving:   make(chan struct{}),
+		again:     make(chan struct{}, 1),
+		activated: map[string]bool{},
+		quit:      make(chan struct{}),
+		drained:   make(chan struct{}),
+		hammerCh:  make(chan struct{}),
 	}
 	s.log = cfg.log.With().Int("pid", sys.Getpid()).Logger()
+	// Read once, before any goroutine can send a notification.
+	s.notifySocket, _ = sys.LookupEnv(envNotifySocket)
 	s.routeSignals()
 	return s
 }
@@ -172,6 +187,13 @@ func (s *Server) Serve() error {
 		s.stop()
 		return err
 	}
+	s.detectMaster()
+	if s.masterPID != 0 {
+		s.routeWorkerSignals()
+	}
+	if s.masterMode() {
+		s.routeMasterSignals()
+	}
 	sigCtx, stopSignals := context.WithCancel(context.Background())
 	sigDone := make(chan struct{})
 	go func() {
@@ -183,6 +205,9 @@ func (s *Server) Serve() error {
 		<-sigDone
 	}()
 
+	if s.masterMode() {
+		return s.serveMaster()
+	}
 	adopted, ready, gen, err := s.adopt()
 	if err != nil {
 		s.log.Error().Err(err).Msg("cannot adopt inherited listeners")
@@ -227,9 +252,22 @@ func (s *Server) Serve() error {
 		s.signalReady(ready)
 	}
 	s.log.Info().Strs("listeners", names(services)).Int("generation", gen).Msg("serving")
+	if ready == nil {
+		// A handoff child is announced by its parent (MAINPID=, READY=1).
+		s.notify("READY=1", "STATUS=serving "+strings.Join(names(services), ", "))
+	}
+	watchdogDone := make(chan struct{})
+	if every := s.watchdogInterval(); every > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.watchdog(every, watchdogDone)
+		}()
+	}
 
 	<-s.quit
 	s.drain()
+	close(watchdogDone)
 	wg.Wait()
 	s.removePIDFile()
 	s.stop()
@@ -302,6 +340,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // included, is closed and every handler context is cancelled. Outside a
 // drain it does nothing and returns ErrNotDraining.
 func (s *Server) Hammer() error {
+	s.mu.Lock()
+	m := s.master
+	s.mu.Unlock()
+	if m != nil {
+		return m.forward(sigHammer)
+	}
 	if !s.draining.Load() {
 		s.log.Warn().Msg("hammer requested while not draining; ignored")
 		return ErrNotDraining
@@ -350,4 +394,22 @@ func names(services []*service) []string {
 		out[i] = svc.name
 	}
 	return out
+}
+
+// watchdogInterval is half of WATCHDOG_USEC when the service manager
+// expects pings from this process, else 0.
+func (s *Server) watchdogInterval() time.Duration {
+	usec, ok := s.sys.LookupEnv("WATCHDOG_USEC")
+	if !ok || s.notifySocket == "" {
+		return 0
+	}
+	if pid, ok := s.sys.LookupEnv("WATCHDOG_PID"); ok && pid != strconv.Itoa(s.sys.Getpid()) {
+		return 0
+	}
+	n, err := strconv.ParseInt(usec, 10, 64)
+	if err != nil || n <= 0 {
+		s.log.Warn().Str("WATCHDOG_USEC", usec).Msg("ignoring a malformed watchdog interval")
+		return 0
+	}
+	return time.Duration(n) * time.Microsecond / 2
 }

@@ -2,10 +2,7 @@
 
 package server
 
-import (
-	"context"
-	"syscall"
-)
+import "syscall"
 
 // routeSignals gives each handled signal its default action.
 func (s *Server) routeSignals() {
@@ -19,11 +16,26 @@ func (s *Server) routeSignals() {
 	})
 }
 
-// shutdownOnSignal drains and returns once the drain is over, so After
-// hooks run after it.
-func (s *Server) shutdownOnSignal(name string) func() {
-	return func() {
-		s.beginDrain(name)
-		s.Shutdown(context.Background())
+// routeMasterSignals gives a master its actions: SIGHUP replaces the
+// worker, SIGINT and SIGTERM stop it, the others are forwarded to it.
+func (s *Server) routeMasterSignals() {
+	s.router.Handle(syscall.SIGHUP, func() { s.Restart() })
+	s.router.Handle(syscall.SIGINT, func() { s.beginDrain("SIGINT") })
+	s.router.Handle(syscall.SIGTERM, func() { s.beginDrain("SIGTERM") })
+	for _, sig := range []syscall.Signal{syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTSTP} {
+		s.router.Handle(sig, func() {
+			s.mu.Lock()
+			m := s.master
+			s.mu.Unlock()
+			if m != nil {
+				m.forward(sig)
+			}
+		})
 	}
+}
+
+// routeWorkerSignals adds what a master's worker understands: SIGWINCH,
+// replaced by a new worker, drain now.
+func (s *Server) routeWorkerSignals() {
+	s.router.Handle(sigReplaced, func() { s.beginDrain("replaced by a new worker") })
 }

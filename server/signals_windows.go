@@ -3,7 +3,6 @@
 package server
 
 import (
-	"context"
 	"os"
 	"syscall"
 )
@@ -15,9 +14,6 @@ func (s *Server) routeSignals() {
 	s.router.Handle(syscall.SIGTERM, s.shutdownOnSignal("SIGTERM"))
 }
 
-func (s *Server) shutdownOnSignal(name string) func() {
-	return func() {
-		s.beginDrain(name)
-		s.Shutdown(context.Background())
-	}
-}
+func (s *Server) routeMasterSignals() {}
+
+func (s *Server) routeWorkerSignals() {}

@@ -86,7 +86,11 @@ func (s *Server) Stats() Stats {
 func (s *Server) ReloadCerts() error {
 	s.mu.Lock()
 	services := s.services
+	m := s.master
 	s.mu.Unlock()
+	if m != nil {
+		return m.forward(sigReload)
+	}
 	var errs []error
 	reloaded := 0
 	for _, svc := range services {

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command restart measures what clients see while a handoff server
 // restarts under load.
 //

@@ -47,6 +47,8 @@ func main() {
 	readyTimeout := flag.Duration("ready-timeout", 5*time.Second, "ready timeout")
 	hammer := flag.Duration("hammer", 10*time.Second, "hammer time")
 	grace := flag.Duration("grace", time.Second, "idle grace")
+	delay := flag.Duration("shutdown-delay", 0, "shutdown delay")
+	master := flag.Bool("master", false, "stable-PID master mode")
 	flag.Parse()
 
 	mode := ""
@@ -67,11 +69,20 @@ func main() {
 	}
 
 	log := zerolog.New(os.Stderr).With().Timestamp().Logger()
-	srv := server.New(server.WithLogger(log), server.WithPIDFile(*pidFile),
-		server.WithReadyTimeout(*readyTimeout), server.WithHammerTime(*hammer), server.WithIdleGrace(*grace))
+	opts := []server.Option{server.WithLogger(log), server.WithPIDFile(*pidFile),
+		server.WithReadyTimeout(*readyTimeout), server.WithHammerTime(*hammer), server.WithIdleGrace(*grace)}
+	if *delay > 0 {
+		opts = append(opts, server.WithShutdownDelay(*delay))
+	}
+	if *master {
+		opts = append(opts, server.WithMaster())
+	}
+	srv := server.New(opts...)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	mux.Handle("/healthz", srv.HealthHandler())
+	mux.HandleFunc("/ppid", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, os.Getppid()) })
 	mux.HandleFunc("/pid", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, os.Getpid()) })
 	mux.HandleFunc("/gen", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, srv.Stats().Generation) })
 	mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, version) })

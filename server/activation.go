@@ -1,0 +1,75 @@
+package server
+
+import (
+	"fmt"
+	"net"
+
+	"github.com/handoff-go/handoff/listeners"
+	"github.com/handoff-go/handoff/order"
+)
+
+// envActivated names, for a handoff child, the listeners whose sockets
+// came from the service manager: their address is the manager's to
+// decide, so a child keeps them whatever address it declares.
+const envActivated = "HANDOFF_ACTIVATED"
+
+// adoptActivation takes the sockets systemd (or any manager speaking
+// sd_listen_fds(3)) passed, when LISTEN_PID names this process: by name
+// when LISTEN_FDNAMES names a declared listener, else in order. The
+// variables are always unset. Variables of another process are ignored.
+func (s *Server) adoptActivation() (map[string]net.Listener, error) {
+	pidVal, _ := s.sys.LookupEnv(order.EnvListenPID)
+	fdsVal, _ := s.sys.LookupEnv(order.EnvListenFDs)
+	namesVal, _ := s.sys.LookupEnv(order.EnvListenFDNames)
+	for _, k := range []string{order.EnvListenPID, order.EnvListenFDs, order.EnvListenFDNames} {
+		s.sys.Unsetenv(k)
+	}
+	a, ok, err := order.ParseActivation(s.sys.Getpid(), pidVal, fdsVal, namesVal)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if !ok {
+		if pidVal != "" {
+			s.log.Warn().Str(order.EnvListenPID, pidVal).Msg("ignoring socket activation meant for another process")
+		}
+		return nil, nil
+	}
+	declared := make([]string, len(s.decls))
+	for i, d := range s.decls {
+		declared[i] = d.name
+	}
+	assigned := a.Assign(declared)
+	adopted := make(map[string]net.Listener, a.Len())
+	for i, name := range assigned {
+		fd := uintptr(order.FirstFD + i)
+		label := name
+		if label == "" {
+			label = fmt.Sprintf("fd%d", fd)
+		}
+		ln, err := listeners.Inherit(fd, label)
+		if err != nil {
+			for _, l := range adopted {
+				l.Close()
+			}
+			return nil, fmt.Errorf("server: socket activation: %w", err)
+		}
+		if name == "" {
+			s.log.Warn().Uint64("fd", uint64(fd)).Str("addr", ln.Addr().String()).Str("fd_name", a.Name(i)).
+				Msg("socket-activated descriptor matches no listener; closing it")
+			ln.Close()
+			continue
+		}
+		adopted[name] = ln
+		s.activated[name] = true
+	}
+	s.log.Info().Strs("listeners", keys(adopted)).Msg("adopted socket-activated listeners")
+	return adopted, nil
+}
+
+func keys(m map[string]net.Listener) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}

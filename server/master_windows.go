@@ -1,0 +1,27 @@
+//go:build windows
+
+package server
+
+import "errors"
+
+var errMasterUnsupported = errors.New("server: master mode is not supported on Windows")
+
+func (s *Server) masterMode() bool { return false }
+func (s *Server) detectMaster()    {}
+func (s *Server) askMaster() error { return errMasterUnsupported }
+func (s *Server) serveMaster() error {
+	return errMasterUnsupported
+}
+
+type master struct{}
+
+func (m *master) restart() error { return errMasterUnsupported }
+
+func (m *master) forward(sigNone) error { return errMasterUnsupported }
+
+type sigNone int
+
+const (
+	sigReload sigNone = iota
+	sigHammer
+)
