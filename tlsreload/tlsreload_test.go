@@ -297,10 +297,10 @@ func stopped(c chan struct{}) bool {
 	}
 }
 
-// BenchmarkReload measures one reload of a key pair from disk.
-func BenchmarkReload(b *testing.B) {
-	ca := newCA(b)
-	c, k, err := leaf(b, ca, "bench", "example.test").Write(b.TempDir())
+// benchReloader serves one freshly made pair.
+func benchReloader(b *testing.B) *Reloader {
+	b.Helper()
+	c, k, err := leaf(b, newCA(b), "bench", "example.test").Write(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -308,6 +308,12 @@ func BenchmarkReload(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return r
+}
+
+// BenchmarkReload measures one reload of a key pair from disk.
+func BenchmarkReload(b *testing.B) {
+	r := benchReloader(b)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := r.Reload(); err != nil {
@@ -318,15 +324,7 @@ func BenchmarkReload(b *testing.B) {
 
 // BenchmarkGetConfigForClient measures what every handshake pays.
 func BenchmarkGetConfigForClient(b *testing.B) {
-	ca := newCA(b)
-	c, k, err := leaf(b, ca, "bench", "example.test").Write(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	r, err := New(nil, []Pair{{c, k}}, "")
-	if err != nil {
-		b.Fatal(err)
-	}
+	r := benchReloader(b)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

@@ -25,7 +25,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -41,6 +40,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/handoff-go/handoff/bench/internal/benchutil"
 	"github.com/handoff-go/handoff/internal/testcert"
 )
 
@@ -62,16 +62,12 @@ func run(mode string, duration, interval time.Duration, conns, threads, slowN in
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("subreaper: %w", err)
 	}
-	dir, err := os.MkdirTemp("", "handoff-bench-")
+	bin, dir, cleanup, err := benchutil.BuildServer()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "server")
-	if out, err := exec.Command("go", "build", "-o", bin, "./internal/testbin").CombinedOutput(); err != nil {
-		return fmt.Errorf("build: %v\n%s", err, out)
-	}
-	addr, err := freeAddr()
+	defer cleanup()
+	addr, err := benchutil.FreeAddr()
 	if err != nil {
 		return err
 	}
@@ -79,7 +75,7 @@ func run(mode string, duration, interval time.Duration, conns, threads, slowN in
 	args := []string{"-api", addr, "-pidfile", pidFile, "-hammer", "30s"}
 	scheme := "http"
 	if mode == "h2" {
-		tlsAddr, err := freeAddr()
+		tlsAddr, err := benchutil.FreeAddr()
 		if err != nil {
 			return err
 		}
@@ -330,15 +326,6 @@ func readPID(path string) (int, error) {
 		return 0, err
 	}
 	return strconv.Atoi(strings.TrimSpace(string(b)))
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }
 
 // pidSet remembers every server process, reaps the exited ones (this

@@ -13,10 +13,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +23,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/handoff-go/handoff/bench/internal/benchutil"
 )
 
 func main() {
@@ -37,21 +37,15 @@ func main() {
 }
 
 func run(n int) error {
-	dir, err := os.MkdirTemp("", "handoff-ws-bench-")
+	bin, _, cleanup, err := benchutil.BuildServer()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "server")
-	if out, err := exec.Command("go", "build", "-o", bin, "./internal/testbin").CombinedOutput(); err != nil {
-		return fmt.Errorf("build: %v\n%s", err, out)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	defer cleanup()
+	addr, err := benchutil.FreeAddr()
 	if err != nil {
 		return err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	srv := exec.Command(bin, "-api", addr, "-hammer", "120s")
 	if err := srv.Start(); err != nil {
 		return err
