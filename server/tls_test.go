@@ -1,0 +1,120 @@
+//go:build unix
+
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/handoff-go/handoff/internal/testcert"
+	"github.com/handoff-go/handoff/listeners"
+)
+
+func protoHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.Proto) })
+}
+
+func serveListener(t *testing.T, opts ...listeners.Option) *Server {
+	t.Helper()
+	s := newServer(newFakeOS(t).osx(), WithSignals(silentSource{}), WithLogger(testLogger(t)))
+	s.Listen("api", "127.0.0.1:0", opts...)
+	served := make(chan error, 1)
+	go func() { served <- s.Serve() }()
+	select {
+	case <-s.Serving():
+	case err := <-served:
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(context.Background()); <-served })
+	return s
+}
+
+func TestH2C(t *testing.T) {
+	s := serveListener(t, listeners.HTTP(protoHandler()), listeners.H2C())
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http2.Transport{
+		AllowHTTP: true,
+		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+	}}
+	resp, err := c.Get("http://" + s.Addr("api").String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "HTTP/2.0" {
+		t.Fatalf("h2c request served as %q", body)
+	}
+	// HTTP/1.1 still works on the same listener.
+	if st := get(t, s); st != "200 OK" {
+		t.Fatalf("HTTP/1.1 on an h2c listener: %s", st)
+	}
+}
+
+func TestTLSDefaults(t *testing.T) {
+	ca, err := testcert.NewCA("defaults CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Valid("127.0.0.1", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key, err := leaf.Write(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := serveListener(t, listeners.HTTP(protoHandler()), listeners.TLSFiles(cert, key))
+	addr := s.Addr("api").String()
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+
+	old := &tls.Config{RootCAs: roots, MaxVersion: tls.VersionTLS11, MinVersion: tls.VersionTLS10}
+	if c, err := tls.Dial("tcp", addr, old); err == nil {
+		c.Close()
+		t.Fatal("a TLS 1.1 client completed a handshake")
+	}
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, NextProtos: []string{"h2", "http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := c.ConnectionState().NegotiatedProtocol; p != "h2" {
+		t.Fatalf("ALPN chose %q, want h2", p)
+	}
+	c.Close()
+
+	s.mu.Lock()
+	hs := s.services[0].hs
+	s.mu.Unlock()
+	if hs.ReadHeaderTimeout != DefaultReadHeaderTimeout || hs.IdleTimeout != DefaultIdleTimeout {
+		t.Fatalf("ReadHeaderTimeout %v, IdleTimeout %v; want the defaults", hs.ReadHeaderTimeout, hs.IdleTimeout)
+	}
+	// A client that never finishes its headers is cut by ReadHeaderTimeout;
+	// Configure shortens it for this check.
+	s2 := serveListener(t, listeners.HTTP(protoHandler()),
+		listeners.Configure(func(hs *http.Server) { hs.ReadHeaderTimeout = 100 * time.Millisecond }))
+	slow, err := net.Dial("tcp", s2.Addr("api").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	io.WriteString(slow, "GET / HTTP/1.1\r\nHost: x\r\n") // and never the blank line
+	slow.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf, err := io.ReadAll(slow)
+	if err != nil {
+		t.Fatalf("the server kept a client that never finished its headers: %v", err)
+	}
+	if len(buf) != 0 && (len(buf) < 12 || string(buf[:12]) != "HTTP/1.1 408") {
+		t.Fatalf("slowloris client got %q", buf)
+	}
+}
