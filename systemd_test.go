@@ -308,9 +308,13 @@ func TestShutdownDelay(t *testing.T) {
 // never changes, so no MAINPID=.
 func TestNotifySequenceMaster(t *testing.T) {
 	n := newNotifySocket(t)
-	s := launch(t, launchOpts{env: []string{"NOTIFY_SOCKET=" + n.path}}, "-master")
+	s := launch(t, launchOpts{env: []string{"NOTIFY_SOCKET=" + n.path, "WATCHDOG_USEC=100000"}}, "-master")
 	master := s.firstPID
 	worker := workerPID(t, s)
+	waitFor(t, 10*time.Second, "watchdog pings from the master", func() bool { return n.pings(master) >= 2 })
+	if p := n.pings(worker); p != 0 {
+		t.Fatalf("the worker sent %d watchdog pings; only the master may", p)
+	}
 	s.signal(master, syscall.SIGHUP)
 	waitFor(t, 20*time.Second, "the old worker to go", func() bool { return syscall.Kill(worker, 0) != nil })
 	s.signal(master, syscall.SIGTERM)

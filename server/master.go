@@ -147,6 +147,19 @@ func (s *Server) serveMaster() error {
 	s.writePIDFile()
 	s.notify("READY=1", "STATUS=master serving through pid "+strconv.Itoa(m.worker().Pid()))
 	s.log.Info().Int("worker", m.worker().Pid()).Msg("master serving")
+	if every := s.watchdogInterval(); every > 0 {
+		done := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.watchdog(every, done)
+		}()
+		defer func() {
+			close(done)
+			wg.Wait()
+		}()
+	}
 	return m.run()
 }
 
