@@ -269,6 +269,8 @@ func TestServeRejectsBadConfiguration(t *testing.T) {
 			s.Listen("api", "127.0.0.1:0", listeners.TLSFiles("/nonexistent/cert.pem", "/nonexistent/key.pem"))
 		}, nil, "/nonexistent/cert.pem"},
 		{"bad option", func(s *Server) { s.Listen("api", ":0") }, []Option{WithHammerTime(-time.Second)}, "hammer time must be positive"},
+		{"PID file in a missing directory", func(s *Server) { s.Listen("api", "127.0.0.1:0") },
+			[]Option{WithPIDFile("/nonexistent/dir/app.pid")}, "PID file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

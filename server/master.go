@@ -135,6 +135,10 @@ func (s *Server) serveMaster() error {
 	s.mu.Lock()
 	s.master = m
 	s.mu.Unlock()
+	if err := s.writePIDFile(); err != nil {
+		s.stop()
+		return err
+	}
 	if err := m.spawn(); err != nil {
 		s.log.Error().Err(err).Msg("first worker failed")
 		s.stop()
@@ -144,7 +148,6 @@ func (s *Server) serveMaster() error {
 	s.phase = phaseServing
 	close(s.serving)
 	s.mu.Unlock()
-	s.writePIDFile()
 	s.notify("READY=1", "STATUS=master serving through pid "+strconv.Itoa(m.worker().Pid()))
 	s.log.Info().Int("worker", m.worker().Pid()).Msg("master serving")
 	if every := s.watchdogInterval(); every > 0 {

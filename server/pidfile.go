@@ -11,15 +11,16 @@ import (
 // writePIDFile replaces the PID file with one naming this process: a
 // temporary file in the same directory, renamed over the old one, so a
 // reader sees the old pid or the new one, never a partial file.
-func (s *Server) writePIDFile() {
+func (s *Server) writePIDFile() error {
 	if s.cfg.pidFile == "" || s.masterPID != 0 { // a master's pid stays in it
-		return
+		return nil
 	}
 	if err := writePIDFile(s.cfg.pidFile, s.sys.Getpid()); err != nil {
 		s.log.Error().Err(err).Str("pid_file", s.cfg.pidFile).Msg("cannot write the PID file")
-		return
+		return fmt.Errorf("server: PID file: %w", err)
 	}
 	s.log.Debug().Str("pid_file", s.cfg.pidFile).Msg("PID file written")
+	return nil
 }
 
 func writePIDFile(path string, pid int) error {

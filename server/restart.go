@@ -73,7 +73,7 @@ func (s *Server) Restart() error {
 	}
 	s.log.Info().Int("child", child.Pid()).Int("generation", gen).Msg("child started")
 	if err := s.awaitReady(child, ready); err != nil {
-		s.writePIDFile() // the child may have claimed it before failing
+		s.writePIDFile() // the child may have claimed it before failing (logged if not)
 		s.log.Error().Err(err).Int("child", child.Pid()).Msg("restart failed; still serving")
 		return failed(err)
 	}

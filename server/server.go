@@ -224,6 +224,23 @@ func (s *Server) Serve() error {
 		return err
 	}
 
+	// The PID file names this process before the parent learns that it is
+	// ready and exits: a supervisor that reads the file when the main
+	// process exits finds the new one. A process that cannot claim it does
+	// not take over: the first one fails, a restart's child fails and its
+	// parent serves on.
+	if err := s.writePIDFile(); err != nil {
+		for _, svc := range services {
+			svc.raw.Close()
+			svc.release()
+		}
+		if ready != nil {
+			ready.Close()
+		}
+		s.stop()
+		return err
+	}
+
 	s.mu.Lock()
 	s.services = services
 	s.generation = gen
@@ -244,10 +261,6 @@ func (s *Server) Serve() error {
 			}
 		}()
 	}
-	// The PID file names this process before the parent learns that it is
-	// ready and exits: a supervisor that reads the file when the main
-	// process exits finds the new one.
-	s.writePIDFile()
 	if ready != nil {
 		s.signalReady(ready)
 	}
