@@ -142,13 +142,6 @@ func (r *Router) Dispatch(sig os.Signal) bool {
 	return true
 }
 
-// Signals lists the routed signals in the order they were first named.
-func (r *Router) Signals() []os.Signal {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]os.Signal(nil), r.order...)
-}
-
 // ErrRunning is returned by Run when the router already runs.
 var ErrRunning = errors.New("signals: router already running")
 
