@@ -21,12 +21,7 @@ const (
 // wait for them to finish, hammer what is left at hammer time.
 func (s *Server) drain() {
 	s.mu.Lock()
-	services := s.services
-	reason := s.reason
-	s.mu.Unlock()
-
-	s.mu.Lock()
-	handedOff := s.handedOff
+	services, reason, handedOff := s.services, s.reason, s.handedOff
 	s.mu.Unlock()
 	if !handedOff {
 		s.notifyStopping(reason)
