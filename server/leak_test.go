@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/handoff-go/handoff/internal/testcert"
 	"github.com/handoff-go/handoff/listeners"
 )
 
@@ -24,18 +23,7 @@ import (
 func TestNoGoroutineLeft(t *testing.T) {
 	before := runtime.NumGoroutine()
 
-	ca, err := testcert.NewCA("leak CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Valid("127.0.0.1", "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, key, err := leaf.Write(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cert, key := certFiles(t)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
 	mux.HandleFunc("/hijack", func(w http.ResponseWriter, r *http.Request) {

@@ -254,29 +254,15 @@ func (m *master) spawn() error {
 // restart is Restart in the master.
 func (m *master) restart() error {
 	s := m.s
-	s.mu.Lock()
-	switch {
-	case s.draining.Load():
-		s.mu.Unlock()
-		return ErrDraining
-	case s.restarting:
-		s.mu.Unlock()
-		s.log.Warn().Msg("restart requested while one is in progress; ignored")
-		return ErrRestartInProgress
+	if err := s.claimRestart(); err != nil {
+		return err
 	}
-	s.restarting = true
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.restarting = false
-		s.mu.Unlock()
-	}()
+	defer s.endRestart()
 	s.log.Info().Msg("restart requested (master)")
-	s.notify("RELOADING=1", "MONOTONIC_USEC="+strconv.FormatInt(monotonicUsec(), 10), "STATUS=restarting")
+	s.notifyReloading()
 	if err := m.spawn(); err != nil {
 		s.log.Error().Err(err).Msg("restart failed; the old worker goes on serving")
-		s.notify("READY=1", "STATUS=restart failed, still serving: "+err.Error())
-		return fmt.Errorf("%w: %w", ErrRestartFailed, err)
+		return s.restartFailed(err)
 	}
 	s.notify("READY=1", "STATUS=master serving through pid "+strconv.Itoa(m.worker().Pid()))
 	return nil

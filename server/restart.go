@@ -32,40 +32,24 @@ func (s *Server) Restart() error {
 		return s.askMaster()
 	}
 	s.mu.Lock()
-	if m := s.master; m != nil {
-		s.mu.Unlock()
+	m := s.master
+	s.mu.Unlock()
+	if m != nil {
 		return m.restart()
 	}
-	switch {
-	case s.phase != phaseServing:
-		s.mu.Unlock()
-		return ErrNotServing
-	case s.draining.Load():
-		s.mu.Unlock()
-		s.log.Warn().Msg("restart requested while draining; ignored")
-		return ErrDraining
-	case s.restarting:
-		s.mu.Unlock()
-		s.log.Warn().Msg("restart requested while one is in progress; ignored")
-		return ErrRestartInProgress
+	if err := s.claimRestart(); err != nil {
+		return err
 	}
-	s.restarting = true
+	defer s.endRestart()
+	s.mu.Lock()
 	services := s.services
 	gen := s.generation + 1
 	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.restarting = false
-		s.mu.Unlock()
-	}()
 
 	s.log.Info().Strs("listeners", names(services)).Msg("restart requested")
-	s.notify("RELOADING=1", "MONOTONIC_USEC="+strconv.FormatInt(monotonicUsec(), 10), "STATUS=restarting")
+	s.notifyReloading()
 	start := time.Now()
-	failed := func(err error) error {
-		s.notify("READY=1", "STATUS=restart failed, still serving: "+err.Error())
-		return fmt.Errorf("%w: %w", ErrRestartFailed, err)
-	}
+	failed := s.restartFailed
 	child, ready, err := s.startChild(socketsOf(services), gen, nil, nil)
 	if err != nil {
 		s.log.Error().Err(err).Msg("restart failed; still serving")
@@ -105,6 +89,42 @@ func socketsOf(services []*service) []socket {
 		out[i] = socket{svc.name, svc.raw}
 	}
 	return out
+}
+
+// claimRestart makes this the one restart in progress, or says why not.
+func (s *Server) claimRestart() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.phase != phaseServing:
+		return ErrNotServing
+	case s.draining.Load():
+		s.log.Warn().Msg("restart requested while draining; ignored")
+		return ErrDraining
+	case s.restarting:
+		s.log.Warn().Msg("restart requested while one is in progress; ignored")
+		return ErrRestartInProgress
+	}
+	s.restarting = true
+	return nil
+}
+
+func (s *Server) endRestart() {
+	s.mu.Lock()
+	s.restarting = false
+	s.mu.Unlock()
+}
+
+// notifyReloading tells the service manager that a restart starts.
+func (s *Server) notifyReloading() {
+	s.notify("RELOADING=1", "MONOTONIC_USEC="+strconv.FormatInt(monotonicUsec(), 10), "STATUS=restarting")
+}
+
+// restartFailed tells the service manager that the restart failed and
+// this process serves on, and wraps err for the caller.
+func (s *Server) restartFailed(err error) error {
+	s.notify("READY=1", "STATUS=restart failed, still serving: "+err.Error())
+	return fmt.Errorf("%w: %w", ErrRestartFailed, err)
 }
 
 // startChild exports every socket and starts the binary with them. The

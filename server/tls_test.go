@@ -61,8 +61,10 @@ func TestH2C(t *testing.T) {
 	}
 }
 
-func TestTLSDefaults(t *testing.T) {
-	ca, err := testcert.NewCA("defaults CA")
+// certFiles writes a pair for 127.0.0.1 signed by a new CA.
+func certFiles(t *testing.T) (ca *testcert.CA, cert, key string) {
+	t.Helper()
+	ca, err := testcert.NewCA("server test CA")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,10 +72,15 @@ func TestTLSDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, key, err := leaf.Write(t.TempDir())
+	cert, key, err = leaf.Write(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ca, cert, key
+}
+
+func TestTLSDefaults(t *testing.T) {
+	ca, cert, key := certFiles(t)
 	s := serveListener(t, listeners.HTTP(protoHandler()), listeners.TLSFiles(cert, key))
 	addr := s.Addr("api").String()
 	roots := x509.NewCertPool()
