@@ -112,6 +112,9 @@ type launchOpts struct {
 	// ready reports that the server serves; by default the PID file names
 	// the process started.
 	ready func(s *server) bool
+	// ownGroup starts the server in a process group of its own, as a
+	// shell does for a foreground job.
+	ownGroup bool
 }
 
 func launch(t *testing.T, o launchOpts, extra ...string) *server {
@@ -146,6 +149,7 @@ func launch(t *testing.T, o launchOpts, extra ...string) *server {
 	s.first = exec.Command(argv[0], argv[1:]...)
 	s.first.Stdout, s.first.Stderr = logf, logf
 	s.first.Env = append(append(os.Environ(), "GORACE=atexit_sleep_ms=0"), o.env...)
+	s.first.SysProcAttr = &syscall.SysProcAttr{Setpgid: o.ownGroup}
 	if err := s.first.Start(); err != nil {
 		t.Fatal(err)
 	}

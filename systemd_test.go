@@ -366,3 +366,38 @@ func TestReloadScript(t *testing.T) {
 		t.Fatalf("after the failed reload /pid = %s, want %d", got, pid)
 	}
 }
+
+// Ctrl-C in a terminal signals the whole foreground process group, master
+// and worker at once: everything stops cleanly, with status 0.
+func TestMasterCtrlC(t *testing.T) {
+	for i := range 5 {
+		s := launch(t, launchOpts{ownGroup: true}, "-master")
+		worker := workerPID(t, s)
+		if err := syscall.Kill(-s.firstPID, syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
+		if code := s.waitExit(s.firstPID, 30*time.Second); code != 0 {
+			t.Fatalf("round %d: master exited %d after Ctrl-C", i, code)
+		}
+		if syscall.Kill(worker, 0) == nil {
+			t.Fatalf("round %d: worker %d still running", i, worker)
+		}
+	}
+}
+
+// A worker that stops as asked (status 0) ends the master cleanly; one that
+// dies makes the master exit with an error, for the supervisor to see.
+func TestMasterFollowsItsWorker(t *testing.T) {
+	for _, tt := range []struct {
+		sig      syscall.Signal
+		wantCode int
+	}{{syscall.SIGTERM, 0}, {syscall.SIGKILL, 1}} {
+		t.Run(tt.sig.String(), func(t *testing.T) {
+			s := startServer(t, "-master")
+			s.signal(workerPID(t, s), tt.sig)
+			if code := s.waitExit(s.firstPID, 30*time.Second); code != tt.wantCode {
+				t.Fatalf("master exited %d, want %d", code, tt.wantCode)
+			}
+		})
+	}
+}

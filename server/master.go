@@ -28,8 +28,8 @@ import (
 // envMasterPID tells a worker which master started it.
 const envMasterPID = "HANDOFF_MASTER_PID"
 
-// ErrWorkerExited is returned by Serve in the master when its worker exits
-// without being asked to.
+// ErrWorkerExited is returned by Serve in the master when its worker fails
+// (exits non-zero or is killed) without being asked to stop.
 var ErrWorkerExited = errors.New("server: worker exited unexpectedly")
 
 // masterMode reports whether this process is a master: asked to be, or
@@ -195,7 +195,10 @@ func (m *master) run() error {
 			}
 			s.removePIDFile()
 			s.stop()
-			if quit == nil {
+			// A worker that exits 0 was asked to stop: Ctrl-C in a terminal
+			// signals the worker and the master at once, and the worker
+			// may finish first.
+			if quit == nil || w.status == nil {
 				s.log.Info().Int("worker", w.Pid()).Msg("worker stopped; master exiting")
 				return nil
 			}
