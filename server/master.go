@@ -120,17 +120,7 @@ func (s *Server) serveMaster() error {
 	sigchld := make(chan os.Signal, 8)
 	signal.Notify(sigchld, syscall.SIGCHLD)
 	defer signal.Stop(sigchld)
-	reaperDone := make(chan struct{})
-	var reaper sync.WaitGroup
-	reaper.Add(1)
-	go func() {
-		defer reaper.Done()
-		m.reap(sigchld, reaperDone)
-	}()
-	defer func() {
-		close(reaperDone)
-		reaper.Wait()
-	}()
+	defer goOwned(func(done <-chan struct{}) { m.reap(sigchld, done) })()
 
 	s.mu.Lock()
 	s.master = m
@@ -151,17 +141,7 @@ func (s *Server) serveMaster() error {
 	s.notify("READY=1", "STATUS=master serving through pid "+strconv.Itoa(m.worker().Pid()))
 	s.log.Info().Int("worker", m.worker().Pid()).Msg("master serving")
 	if every := s.watchdogInterval(); every > 0 {
-		done := make(chan struct{})
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.watchdog(every, done)
-		}()
-		defer func() {
-			close(done)
-			wg.Wait()
-		}()
+		defer goOwned(func(done <-chan struct{}) { s.watchdog(every, done) })()
 	}
 	return m.run()
 }
