@@ -191,6 +191,20 @@ func (t *Tracker) MarkHTTP2(nc net.Conn) {
 	}
 }
 
+// Handshaking reports whether a connection has yet to say what it speaks:
+// one in state new that is not known to speak HTTP/2 (a TLS handshake in
+// progress, or a client that has sent nothing yet).
+func (t *Tracker) Handshaking() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for c := range t.conns {
+		if !c.h2.Load() && http.ConnState(c.state.Load()) == http.StateNew {
+			return true
+		}
+	}
+	return false
+}
+
 // Len is the number of open tracked connections.
 func (t *Tracker) Len() int {
 	t.mu.Lock()

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
@@ -19,6 +20,11 @@ const (
 
 // drain runs once quit is closed: stop accepting, tell every connection,
 // wait for them to finish, hammer what is left at hammer time.
+//
+// Hammer time is a bound no client can defeat: it has a timer of its own,
+// it takes no lock a blocked writer may hold, and it closes connections
+// below TLS, which ends any write in progress. The sweeps themselves never
+// block: whatever may wait on a client runs on a goroutine of its own.
 func (s *Server) drain() {
 	s.mu.Lock()
 	services, reason, handedOff := s.services, s.reason, s.handedOff
@@ -37,33 +43,43 @@ func (s *Server) drain() {
 	}
 	s.hj.Drain()
 
-	hammerAt := time.NewTimer(s.cfg.hammerTime)
-	defer hammerAt.Stop()
+	hammered := make(chan struct{})
+	var once sync.Once
+	hammer := func(why string) {
+		once.Do(func() {
+			s.log.Warn().Str("why", why).Msg("hammer time")
+			s.hammer(services)
+			close(hammered)
+		})
+	}
+	timer := time.AfterFunc(s.cfg.hammerTime, func() { hammer("the drain took longer than hammer time") })
+	defer timer.Stop()
+	drained := make(chan struct{})
+	defer close(drained)
+	go func() {
+		select {
+		case <-s.hammerCh:
+			hammer("hammer requested")
+		case <-drained:
+		}
+	}()
+
 	tick := time.NewTicker(sweepEvery)
 	defer tick.Stop()
-	hammered := false
-	for !hammered {
-		if s.openLeft(services, time.Now()) == 0 {
-			break
-		}
+	wasHammered := false
+	for !wasHammered && s.openLeft(services, time.Now()) > 0 {
 		select {
 		case <-tick.C:
-		case <-s.hammerCh:
-			s.log.Warn().Msg("hammer requested")
-			s.hammer(services)
-			hammered = true
-		case <-hammerAt.C:
-			s.log.Warn().Dur("hammer_time", s.cfg.hammerTime).Msg("hammer time: drain took too long")
-			s.hammer(services)
-			hammered = true
+		case <-hammered:
+			wasHammered = true
 		}
 	}
-	if hammered {
+	if wasHammered {
 		// Closed connections and cancelled contexts end well-behaved
 		// handlers at once; give them a moment to say so.
 		deadline := time.Now().Add(lateHandlers)
 		for s.openLeft(services, time.Now()) > 0 && time.Now().Before(deadline) {
-			time.Sleep(sweepEvery)
+			<-tick.C
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), lateHandlers)
@@ -74,7 +90,8 @@ func (s *Server) drain() {
 	for _, svc := range services {
 		svc.release()
 	}
-	s.log.Info().Dur("took", time.Since(start)).Bool("hammered", hammered).
+	s.lastDrain.Store(int64(time.Since(start)))
+	s.log.Info().Dur("took", time.Since(start)).Bool("hammered", wasHammered).
 		Int64("hammered_conns", s.hammered.Load()).Msg("drained")
 
 	s.mu.Lock()

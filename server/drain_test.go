@@ -171,7 +171,7 @@ func TestHammerClosesEverything(t *testing.T) {
 	if err := <-failed; err == nil {
 		t.Fatal("the hammered request got an answer")
 	}
-	if err := <-cause; !errors.Is(err, errHammered) {
+	if err := <-cause; !errors.Is(err, ErrHammered) {
 		t.Fatalf("handler context cause = %v, want hammer time", err)
 	}
 	if err := waitServed(t, served); err != nil {
@@ -229,7 +229,7 @@ func TestTCPHandlersSeeTheDrain(t *testing.T) {
 	case err := <-served:
 		t.Fatalf("Serve returned (%v) before the TCP handler finished", err)
 	case err := <-finished:
-		if !errors.Is(err, errDrain) {
+		if !errors.Is(err, ErrDraining) {
 			t.Fatalf("handler context cause = %v, want the drain", err)
 		}
 	}

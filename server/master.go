@@ -28,10 +28,6 @@ import (
 // envMasterPID tells a worker which master started it.
 const envMasterPID = "HANDOFF_MASTER_PID"
 
-// ErrWorkerExited is returned by Serve in the master when its worker fails
-// (exits non-zero or is killed) without being asked to stop.
-var ErrWorkerExited = errors.New("server: worker exited unexpectedly")
-
 // masterMode reports whether this process is a master: asked to be, or
 // PID 1; a worker never is.
 func (s *Server) masterMode() bool {

@@ -216,12 +216,6 @@ func childEnv(env []string, m order.Manifest, pid, gen int) []string {
 	)
 }
 
-// Reasons a child is given up on.
-var (
-	ErrChildExited  = errors.New("child exited before it was ready")
-	ErrChildTimeout = errors.New("child not ready in time")
-)
-
 // awaitReady waits for the child's readiness message, its death, the ready
 // timeout, or a shutdown of this process, whichever comes first. A child
 // given up on is killed and reaped.

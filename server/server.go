@@ -21,20 +21,6 @@ import (
 	"github.com/handoff-go/handoff/signals"
 )
 
-// Errors of the lifecycle.
-var (
-	ErrServing           = errors.New("server: Serve already called")
-	ErrClosed            = errors.New("server: closed")
-	ErrNotServing        = errors.New("server: not serving")
-	ErrDraining          = errors.New("server: draining")
-	ErrNotDraining       = errors.New("server: not draining")
-	ErrRestartInProgress = errors.New("server: a restart is already in progress")
-	ErrRestartFailed     = errors.New("server: restart failed")
-	// ErrRestartUnsupported is returned by Restart on Windows, which cannot
-	// pass listening sockets to a new process.
-	ErrRestartUnsupported = errors.New("server: restart is not supported on Windows; stop and start the service instead")
-)
-
 type phase int
 
 const (
@@ -74,6 +60,7 @@ type Server struct {
 	stopNotified atomic.Bool
 	inflight     atomic.Int64
 	hammered     atomic.Int64
+	lastDrain    atomic.Int64 // nanoseconds the last drain took
 
 	mu         sync.Mutex
 	phase      phase

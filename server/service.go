@@ -13,20 +13,13 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/h2c"
 
 	"github.com/handoff-go/handoff/hijack"
+	"github.com/handoff-go/handoff/internal/h2drain"
 	"github.com/handoff-go/handoff/listeners"
 	"github.com/handoff-go/handoff/tlsreload"
 )
 
-// errHammered is the cause of handler contexts cancelled at hammer time,
-// errDrain that of TCP handler contexts cancelled when a drain starts.
-var (
-	errHammered = errors.New("server: hammer time")
-	errDrain    = errors.New("server: draining")
-)
 
 // service is one named listener being served.
 type service struct {
@@ -40,7 +33,7 @@ type service struct {
 	certs      *tlsreload.Reloader
 
 	hs      *http.Server
-	h2      *h2set // HTTP/2 connections, nil if none can be
+	h2      *h2drain.Set // HTTP/2 connections, nil if none can be
 	handler listeners.TCPHandler
 	active  atomic.Int64 // TCP handlers running
 
@@ -102,7 +95,7 @@ func (svc *service) tlsConfig() (*tls.Config, error) {
 		base.MinVersion = tls.VersionTLS12
 	}
 	if svc.spec.Kind == listeners.KindHTTP && len(base.NextProtos) == 0 {
-		base.NextProtos = []string{http2.NextProtoTLS, "http/1.1"}
+		base.NextProtos = []string{"h2", "http/1.1"}
 	}
 	if len(svc.spec.Certs) == 0 {
 		return base, nil
@@ -136,25 +129,6 @@ func (svc *service) buildHTTP(s *Server, tlsCfg *tls.Config) {
 		h = http.DefaultServeMux
 	}
 
-	// HTTP/2 goes through x/net/http2, with a drain of its own (see
-	// h2goaway.go): hs.Shutdown would close idle HTTP/1 keep-alive
-	// connections under clients that are sending, so it is never called.
-	if set, err := newH2Set(hs.IdleTimeout); err == nil {
-		svc.h2 = set
-		if tlsCfg != nil {
-			hs.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){
-				http2.NextProtoTLS: func(hs *http.Server, c *tls.Conn, h http.Handler) {
-					svc.tracker.MarkHTTP2(c)
-					set.serveTLS(hs, c, h)
-				},
-			}
-		}
-		if svc.spec.H2C {
-			h = h2c.NewHandler(h, set.srv)
-		}
-	} else {
-		svc.log.Warn().Err(err).Msg("HTTP/2 disabled")
-	}
 	hs.Handler = s.track(h)
 	user := hs.ConnState
 	hs.ConnState = func(c net.Conn, st http.ConnState) {
@@ -164,6 +138,22 @@ func (svc *service) buildHTTP(s *Server, tlsCfg *tls.Config) {
 		}
 	}
 	hs.BaseContext = func(net.Listener) context.Context { return svc.baseCtx }
+
+	// HTTP/2 is served by an inner server of its own that the drain can
+	// shut down (see internal/h2drain): hs.Shutdown would close idle
+	// HTTP/1 keep-alive connections under clients that are sending, so it
+	// is never called.
+	if hs.Protocols == nil {
+		var p http.Protocols
+		p.SetHTTP1(true)
+		p.SetHTTP2(tlsCfg != nil)
+		p.SetUnencryptedHTTP2(svc.spec.H2C)
+		hs.Protocols = &p
+	}
+	if hs.Protocols.HTTP2() && tlsCfg != nil || hs.Protocols.UnencryptedHTTP2() {
+		svc.h2 = h2drain.New(h2drain.Config{Base: hs, Handler: hs.Handler, Track: svc.tracker.MarkHTTP2})
+		hs.TLSNextProto = svc.h2.TLSNextProto()
+	}
 	svc.hs = hs
 }
 
@@ -183,6 +173,17 @@ func (s *Server) track(h http.Handler) http.Handler {
 // serve accepts until the listener is closed.
 func (svc *service) serve() error {
 	if svc.hs != nil {
+		if svc.h2 != nil {
+			// Returns when the drain is over (release); serve waits for it.
+			h2done := make(chan struct{})
+			defer func() { <-h2done }()
+			go func() {
+				defer close(h2done)
+				if err := svc.h2.Serve(); err != nil {
+					svc.log.Warn().Err(err).Msg("HTTP/2 server failed")
+				}
+			}()
+		}
 		err := svc.hs.Serve(svc.ln)
 		if errors.Is(err, net.ErrClosed) || errors.Is(err, http.ErrServerClosed) {
 			return nil
@@ -236,7 +237,7 @@ func (svc *service) stopAccepting() {
 // startDrain tells TCP handlers that the server drains; HTTP/1 learns it
 // from each response, HTTP/2 from sweep.
 func (svc *service) startDrain() {
-	svc.drainCancel(errDrain)
+	svc.drainCancel(ErrDraining)
 }
 
 // sweep is one step of the drain: close quiet idle HTTP/1 connections,
@@ -244,7 +245,7 @@ func (svc *service) startDrain() {
 func (svc *service) sweep(now time.Time, grace time.Duration) {
 	svc.tracker.Sweep(now, grace, finWait)
 	if svc.h2 != nil {
-		svc.h2.poll(now)
+		svc.h2.Drain(now, svc.tracker.Handshaking())
 	}
 }
 
@@ -256,13 +257,20 @@ func (svc *service) open() int {
 // hammer closes every connection and cancels every handler context.
 func (svc *service) hammer() int {
 	// Cancel first, so a handler learns why before its connection dies.
-	svc.baseCancel(errHammered)
-	return svc.tracker.CloseAll()
+	svc.baseCancel(ErrHammered)
+	n := svc.tracker.CloseAll()
+	if svc.h2 != nil {
+		svc.h2.Hammer()
+	}
+	return n
 }
 
 // release frees what the service holds once it has stopped.
 func (svc *service) release() {
 	svc.baseCancel(context.Canceled)
+	if svc.h2 != nil {
+		svc.h2.Close()
+	}
 	if svc.hs != nil {
 		svc.hs.Close()
 	}
