@@ -20,7 +20,6 @@ import (
 	"github.com/handoff-go/handoff/tlsreload"
 )
 
-
 // service is one named listener being served.
 type service struct {
 	name, addr string
