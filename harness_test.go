@@ -115,6 +115,8 @@ type launchOpts struct {
 	// ownGroup starts the server in a process group of its own, as a
 	// shell does for a foreground job.
 	ownGroup bool
+	// dir is the working directory to start in.
+	dir string
 }
 
 func launch(t *testing.T, o launchOpts, extra ...string) *server {
@@ -150,6 +152,7 @@ func launch(t *testing.T, o launchOpts, extra ...string) *server {
 	s.first.Stdout, s.first.Stderr = logf, logf
 	s.first.Env = append(append(os.Environ(), "GORACE=atexit_sleep_ms=0"), o.env...)
 	s.first.SysProcAttr = &syscall.SysProcAttr{Setpgid: o.ownGroup}
+	s.first.Dir = o.dir
 	if err := s.first.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -293,6 +296,34 @@ func (s *server) restart() int {
 		s.t.Fatalf("PID file still names %d after the handoff", old)
 	}
 	return now
+}
+
+// logged returns the first log line of pid with message msg, decoded, or
+// nil.
+func (s *server) logged(pid int, msg string) map[string]any {
+	sc := bufio.NewScanner(strings.NewReader(s.log()))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var line map[string]any
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line["pid"] == float64(pid) && line["message"] == msg {
+			return line
+		}
+	}
+	return nil
+}
+
+// childStarted waits until pid logs that it started a child, and returns
+// the child's pid.
+func (s *server) childStarted(pid int) int {
+	s.t.Helper()
+	var line map[string]any
+	waitFor(s.t, 20*time.Second, "a child to start", func() bool {
+		line = s.logged(pid, "child started")
+		return line != nil
+	})
+	child := int(line["child"].(float64))
+	s.remember(child)
+	return child
 }
 
 func (s *server) log() string {

@@ -30,7 +30,8 @@ type Registry struct {
 	draining chan struct{}
 	drained  bool
 	hammered int
-	hookWG   sync.WaitGroup
+	running  int           // OnShutdown callbacks still running
+	idle     chan struct{} // closed when running drops to 0; nil while 0
 }
 
 type entry struct{ c io.Closer }
@@ -82,10 +83,24 @@ func (r *Registry) OnShutdown(fn func()) {
 	r.mu.Unlock()
 }
 
+// goHook runs fn on a goroutine of its own, counted until it returns.
 func (r *Registry) goHook(fn func()) {
-	r.hookWG.Add(1)
+	r.mu.Lock()
+	if r.running == 0 {
+		r.idle = make(chan struct{})
+	}
+	r.running++
+	r.mu.Unlock()
 	go func() {
-		defer r.hookWG.Done()
+		defer func() {
+			r.mu.Lock()
+			r.running--
+			if r.running == 0 {
+				close(r.idle)
+				r.idle = nil
+			}
+			r.mu.Unlock()
+		}()
 		fn()
 	}()
 }
@@ -117,18 +132,21 @@ func (r *Registry) Draining() <-chan struct{} {
 }
 
 // WaitHooks waits until every OnShutdown callback has returned or ctx is
-// done, and returns ctx.Err() in the latter case.
+// done, and returns ctx.Err() in the latter case. It leaves nothing
+// behind: a callback that never returns costs its own goroutine only.
 func (r *Registry) WaitHooks(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() {
-		r.hookWG.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	for {
+		r.mu.Lock()
+		idle := r.idle
+		r.mu.Unlock()
+		if idle == nil {
+			return nil
+		}
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 type closer struct{ closed atomic.Int32 }
@@ -99,5 +101,55 @@ func TestConcurrentUse(t *testing.T) {
 	wg.Wait()
 	if r.Len() != 0 {
 		t.Fatalf("Len = %d after every conn was done", r.Len())
+	}
+}
+
+// A wait that times out leaves no goroutine behind.
+func TestWaitHooksLeavesNothing(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	var r Registry
+	release := make(chan struct{})
+	r.OnShutdown(func() { <-release })
+	r.Drain()
+	for range 10 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+		r.WaitHooks(ctx)
+		cancel()
+	}
+	close(release)
+	if err := r.WaitHooks(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Callbacks registered after the drain started run at once, while the
+// drain may be waiting for the others: the count they share is safe
+// under the race detector (a WaitGroup's Add may not race its Wait).
+func TestLateCallbacksWhileWaiting(t *testing.T) {
+	var r Registry
+	r.Drain()
+	var ran atomic.Int64
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for range 200 {
+				r.OnShutdown(func() { ran.Add(1) })
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for range 200 {
+				r.WaitHooks(context.Background())
+			}
+		}()
+	}
+	wg.Wait()
+	if err := r.WaitHooks(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := ran.Load(); n != 800 {
+		t.Fatalf("%d callbacks ran, want 800", n)
 	}
 }

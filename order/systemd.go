@@ -53,14 +53,24 @@ func ParseActivation(pid int, listenPID, listenFDs, listenFDNames string) (a Act
 				ErrActivation, EnvListenFDNames, len(given), EnvListenFDs, n)
 		}
 		for i, name := range given {
-			// systemd's default name ("unknown", or the unit's) rarely
-			// names a listener; an unusable name counts as none.
-			if CheckName(name) == nil {
+			if !defaultName(name) {
 				names[i] = name
 			}
 		}
 	}
 	return Activation{names: names}, true, nil
+}
+
+// defaultName reports whether name is one a service manager gives a
+// descriptor nobody named: systemd's "unknown", "stored" and "connection",
+// or a socket unit's own name ("app.socket", FileDescriptorName='s
+// default).
+func defaultName(name string) bool {
+	switch name {
+	case "", "unknown", "stored", "connection":
+		return true
+	}
+	return strings.HasSuffix(name, ".socket")
 }
 
 // Len is the number of descriptors passed.
@@ -69,10 +79,12 @@ func (a Activation) Len() int { return len(a.names) }
 // Name returns the name of the i-th descriptor (FirstFD+i), or "".
 func (a Activation) Name(i int) string { return a.names[i] }
 
-// Assign maps each passed descriptor to a declared listener: first by
-// name, then, in order, the unnamed (or unmatched) descriptors to the
-// declared listeners still without one. It returns the listener name of
-// each descriptor index ("" for a descriptor no listener takes).
+// Assign maps each passed descriptor to a declared listener. A named
+// descriptor goes to the listener of that name, and to no other: a socket
+// the operator named "metrics" is never served as "admin". Unnamed
+// descriptors (see defaultName) go, in order, to the declared listeners
+// still without one. It returns the listener name of each descriptor
+// index ("" for a descriptor no listener takes).
 func (a Activation) Assign(declared []string) []string {
 	out := make([]string, len(a.names))
 	taken := make(map[string]bool, len(declared))
@@ -87,8 +99,8 @@ func (a Activation) Assign(declared []string) []string {
 		}
 	}
 	next := 0
-	for i := range a.names {
-		if out[i] != "" {
+	for i, name := range a.names {
+		if name != "" {
 			continue
 		}
 		for next < len(declared) && taken[declared[next]] {

@@ -18,7 +18,9 @@ func TestParseActivation(t *testing.T) {
 		{name: "another process", pid: "999", fds: "2", ok: false},
 		{name: "unnamed", pid: "42", fds: "2", ok: true, want: []string{"", ""}},
 		{name: "named", pid: "42", fds: "2", names: "api:admin", ok: true, want: []string{"api", "admin"}},
-		{name: "unusable names", pid: "42", fds: "2", names: "my.socket:has space", ok: true, want: []string{"my.socket", ""}},
+		// A socket unit's default name counts as none; any other name stays,
+		// even one no listener can have, so that it is never given to another.
+		{name: "default and odd names", pid: "42", fds: "3", names: "my.socket:has space:unknown", ok: true, want: []string{"", "has space", ""}},
 		{name: "zero fds", pid: "42", fds: "0", ok: true, want: []string{}},
 		{name: "pid not a number", pid: "abc", fds: "2", wantErr: true},
 		{name: "fds not a number", pid: "42", fds: "two", wantErr: true},
@@ -64,9 +66,13 @@ func TestAssign(t *testing.T) {
 		{"", "3", []string{"api", "admin", "echo"}},
 		{"", "2", []string{"api", "admin"}},
 		{"echo:api", "2", []string{"echo", "api"}},
-		{"admin:unknown:x", "3", []string{"admin", "api", "echo"}},
+		// Named sockets go to their listener or to none; only unnamed
+		// ones (systemd's defaults among them) fall back to order.
+		{"admin:unknown:x", "3", []string{"admin", "api", ""}},
+		{"metrics:api", "2", []string{"", "api"}},
+		{"app.socket:stored", "2", []string{"api", "admin"}},
 		{"", "4", []string{"api", "admin", "echo", ""}},
-		{"api:api", "2", []string{"api", "admin"}},
+		{"api:api", "2", []string{"api", ""}},
 	}
 	for _, tt := range tests {
 		a, ok, err := ParseActivation(1, "1", tt.fds, tt.fdNames)
@@ -101,8 +107,8 @@ func FuzzParseActivation(f *testing.F) {
 				t.Fatalf("listener %q assigned twice: %q", name, got)
 			}
 			seen[name] = true
-			if n := a.Name(i); n != "" && CheckName(n) != nil {
-				t.Fatalf("unusable name %q kept", n)
+			if n := a.Name(i); n != "" && n != name {
+				t.Fatalf("descriptor named %q given to %q", n, name)
 			}
 		}
 	})

@@ -37,12 +37,21 @@ func (s *Server) adopt() (map[string]net.Listener, *os.File, int, error) {
 		return adopted, nil, 0, err
 	}
 	ppid, err := strconv.Atoi(ppidVal)
+	orphaned := false
 	if err != nil || ppid != s.sys.Getppid() {
-		s.log.Warn().Str(order.EnvOrder, manifest).Str(order.EnvParentPID, ppidVal).
-			Int("ppid", s.sys.Getppid()).
-			Msg("ignoring inherited listeners: the variables were not set by this process's parent")
-		adopted, err := s.adoptActivation()
-		return adopted, nil, 0, err
+		// A parent killed during the handshake leaves its child with
+		// another parent; the sockets are still this process's, and
+		// serving on them keeps the service up. Variables of a live
+		// process other than the parent are not: someone copied them.
+		if err != nil || ppid <= 1 || s.sys.Alive(ppid) {
+			s.log.Warn().Str(order.EnvOrder, manifest).Str(order.EnvParentPID, ppidVal).
+				Int("ppid", s.sys.Getppid()).
+				Msg("ignoring inherited listeners: the variables were not set by this process's parent")
+			adopted, err := s.adoptActivation()
+			return adopted, nil, 0, err
+		}
+		orphaned = true
+		s.log.Warn().Int("parent", ppid).Msg("the parent died during the handoff; adopting its listeners")
 	}
 	for _, k := range []string{order.EnvListenPID, order.EnvListenFDs, order.EnvListenFDNames} {
 		s.sys.Unsetenv(k) // never meant for a handoff child
@@ -72,6 +81,15 @@ func (s *Server) adopt() (map[string]net.Listener, *os.File, int, error) {
 	for _, name := range m.Names() {
 		fd, _ := m.FD(name)
 		ln, err := listeners.Inherit(fd, name)
+		if err != nil && orphaned {
+			// Not what a parent would have passed: stale variables.
+			s.log.Warn().Err(err).Msg("ignoring inherited listeners: the variables name no listening socket")
+			for _, ln := range adopted {
+				ln.Close()
+			}
+			adopted, err := s.adoptActivation()
+			return adopted, nil, 0, err
+		}
 		if err != nil {
 			return fail(fmt.Errorf("server: %w", err))
 		}
@@ -80,6 +98,11 @@ func (s *Server) adopt() (map[string]net.Listener, *os.File, int, error) {
 	ready, err := readyPipe(m.ReadyFD())
 	if err != nil {
 		return fail(fmt.Errorf("server: readiness pipe: fd %d: %w", m.ReadyFD(), err))
+	}
+	if orphaned {
+		// Nobody reads it: this process announces itself as a first one.
+		ready.Close()
+		ready = nil
 	}
 	s.log.Info().Strs("listeners", m.Names()).Int("parent", ppid).Int("generation", gen).
 		Msg("adopted listeners from parent")

@@ -42,7 +42,8 @@ type childReport struct {
 
 func runChild(decl string) int {
 	s := New(WithLogger(zerolog.New(os.Stderr)), WithHammerTime(2*time.Second),
-		WithHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})))
+		WithHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})),
+		WithPIDFile(os.Getenv("HANDOFF_TEST_PIDFILE")))
 	for _, item := range strings.Split(decl, ",") {
 		name, addr, _ := strings.Cut(item, "=")
 		s.Listen(name, addr)
@@ -384,6 +385,64 @@ func TestChildIgnoresForeignVariables(t *testing.T) {
 	}
 }
 
+// deadPID is the pid of a process that has exited.
+func deadPID(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd.Process.Pid
+}
+
+// A parent that died during the handshake (killed, say) leaves the child
+// its sockets: it adopts them, claims the PID file itself (nobody else
+// will) and writes nothing on the pipe nobody reads.
+func TestChildOfADeadParentAdopts(t *testing.T) {
+	sock, port := listenTCP(t)
+	env := parentEnv("api")
+	env[order.EnvParentPID] = strconv.Itoa(deadPID(t))
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	env["HANDOFF_TEST_PIDFILE"] = pidFile
+	run := runAdoption(t, "api=127.0.0.1:0", env, sock)
+	if run.code != 0 {
+		t.Fatalf("exit %d:\n%s", run.code, run.stderr)
+	}
+	if l := listenerStats(t, run.report.Stats, "api"); !l.Inherited || l.Addr != "127.0.0.1:"+strconv.Itoa(port) {
+		t.Fatalf("api %+v, want the inherited socket at %d", l, port)
+	}
+	if run.ready != "" || !strings.Contains(run.stderr, "the parent died during the handoff") {
+		t.Fatalf("ready %q; stderr:\n%s", run.ready, run.stderr)
+	}
+	if !strings.Contains(run.stderr, `"names":`+strconv.Itoa(run.report.Stats.PID)) {
+		t.Fatalf("the orphaned child did not claim the PID file:\n%s", run.stderr)
+	}
+	// Stale variables naming a dead parent and no socket are ignored.
+	env[order.EnvParentPID] = strconv.Itoa(deadPID(t))
+	run = runAdoption(t, "api=127.0.0.1:0", env, regularFile(t))
+	if run.code != 0 || !strings.Contains(run.stderr, "name no listening socket") {
+		t.Fatalf("exit %d:\n%s", run.code, run.stderr)
+	}
+}
+
+// A handoff child leaves the PID file to its parent, which names the child
+// in it only once the child is ready: a reader that sees the file change
+// knows the restart worked.
+func TestHandoffChildLeavesThePIDFileToItsParent(t *testing.T) {
+	sock, _ := listenTCP(t)
+	env := parentEnv("api")
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	env["HANDOFF_TEST_PIDFILE"] = pidFile
+	run := runAdoption(t, "api=127.0.0.1:0", env, sock)
+	if run.code != 0 || run.ready != readyMessage {
+		t.Fatalf("exit %d, ready %q:\n%s", run.code, run.ready, run.stderr)
+	}
+	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
+		b, _ := os.ReadFile(pidFile)
+		t.Fatalf("the child wrote the PID file (%q, %v)", b, err)
+	}
+}
+
 func TestChildRejectsBadGeneration(t *testing.T) {
 	sock, _ := listenTCP(t)
 	env := parentEnv("api")
@@ -432,6 +491,23 @@ func TestSocketActivationAdoption(t *testing.T) {
 		}
 		if l := listenerStats(t, run.report.Stats, "api"); l.Addr != "127.0.0.1:"+strconv.Itoa(bPort) {
 			t.Errorf("api at %s, want fd 4's port %d", l.Addr, bPort)
+		}
+	})
+	t.Run("a named socket goes to its listener or to none", func(t *testing.T) {
+		metrics, mPort := listenTCP(t)
+		api, aPort := listenTCP(t)
+		run := runAdoption(t, "api=127.0.0.1:0,admin=127.0.0.1:0", activationEnv("2", "metrics:api"), metrics, api)
+		if run.code != 0 {
+			t.Fatalf("exit %d:\n%s", run.code, run.stderr)
+		}
+		if l := listenerStats(t, run.report.Stats, "api"); l.Addr != "127.0.0.1:"+strconv.Itoa(aPort) {
+			t.Errorf("api at %s, want its socket's port %d", l.Addr, aPort)
+		}
+		if l := listenerStats(t, run.report.Stats, "admin"); l.Inherited || l.Addr == "127.0.0.1:"+strconv.Itoa(mPort) {
+			t.Errorf("admin was given the socket named metrics: %+v", l)
+		}
+		if slices.Contains(run.report.Listening, mPort) {
+			t.Errorf("the metrics socket at %d is still held", mPort)
 		}
 	})
 	t.Run("extra descriptor is closed", func(t *testing.T) {

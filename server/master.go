@@ -3,7 +3,6 @@
 package server
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -11,8 +10,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/handoff-go/handoff/internal/osx"
 )
@@ -22,11 +19,15 @@ import (
 // program) with the sockets, as a restart would, forwards signals to it,
 // and on SIGHUP starts a new worker and, once that one is ready, tells the
 // old one to drain. A terminal, a container runtime or a supervisor that
-// follows one pid sees the master throughout. As PID 1 it also reaps
-// every orphan, as an init must.
+// follows one pid sees the master throughout. The master waits for its own
+// workers only; as PID 1 it also reaps every orphan, as an init must.
 
 // envMasterPID tells a worker which master started it.
 const envMasterPID = "HANDOFF_MASTER_PID"
+
+// killSlack is how long past its own hammer time a worker may take to exit
+// before its master kills it.
+const killSlack = 10 * time.Second
 
 // masterMode reports whether this process is a master: asked to be, or
 // PID 1; a worker never is.
@@ -49,20 +50,40 @@ func (s *Server) detectMaster() {
 	}
 }
 
-// askMaster is Restart in a worker: the master does the restart.
+// askMaster is Restart in a worker: the master does the restart. It
+// returns once the master has been asked; the master logs the outcome.
 func (s *Server) askMaster() error {
+	if s.stopping.Load() || s.draining.Load() {
+		return ErrStopping
+	}
 	s.log.Info().Int("master", s.masterPID).Msg("restart requested; asking the master")
-	if err := syscall.Kill(s.masterPID, syscall.SIGHUP); err != nil {
+	if err := s.sys.Signal(s.masterPID, syscall.SIGHUP); err != nil {
 		return fmt.Errorf("%w: signal the master: %w", ErrRestartFailed, err)
 	}
 	return nil
 }
 
-// worker is a worker process, reaped by the master's reaper.
+// worker is a worker process. Its master's reaper sees it exit.
 type worker struct {
 	osx.Process
 	exited chan struct{}
 	status error
+}
+
+func (w *worker) ended() bool {
+	select {
+	case <-w.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+func (w *worker) Poll() (bool, error) {
+	if w.ended() {
+		return true, w.status
+	}
+	return false, nil
 }
 
 func (w *worker) Wait() error {
@@ -70,17 +91,28 @@ func (w *worker) Wait() error {
 	return w.status
 }
 
+func (w *worker) Signal(sig os.Signal) error {
+	if w.ended() {
+		return nil
+	}
+	return w.Process.Signal(sig)
+}
+
+func (w *worker) Kill() error { return w.Signal(os.Kill) }
+
 // master is the state of a master process.
 type master struct {
 	s     *Server
 	socks []socket
+	init  bool // PID 1: reaps orphans too
 
 	mu      sync.Mutex // guards workers, current, gen
 	workers map[int]*worker
 	current *worker
 	gen     int
 
-	exits chan *worker // workers as they exit
+	exits chan *worker  // workers as they exit
+	poke  chan struct{} // a worker was added: look at it
 }
 
 // serveMaster is Serve in master mode.
@@ -100,7 +132,8 @@ func (s *Server) serveMaster() error {
 		s.stop()
 		return err
 	}
-	m := &master{s: s, workers: map[int]*worker{}, exits: make(chan *worker, 8)}
+	m := &master{s: s, init: s.sys.Getpid() == 1, workers: map[int]*worker{},
+		exits: make(chan *worker, 8), poke: make(chan struct{}, 1)}
 	for _, c := range picked {
 		m.socks = append(m.socks, socket{c.decl.name, c.ln})
 		s.log.Info().Str("listener", c.decl.name).Str("addr", c.ln.Addr().String()).
@@ -127,6 +160,7 @@ func (s *Server) serveMaster() error {
 	}
 	if err := m.spawn(); err != nil {
 		s.log.Error().Err(err).Msg("first worker failed")
+		s.removePIDFile()
 		s.stop()
 		return err
 	}
@@ -143,12 +177,16 @@ func (s *Server) serveMaster() error {
 }
 
 // run waits for the end: a stop request, forwarded to the worker, or the
-// worker's own exit.
+// worker's own exit; then for every worker still draining, so that none
+// is killed with the master. A worker that outlives its shutdown delay and
+// hammer time by killSlack is killed.
 func (m *master) run() error {
 	s := m.s
 	quit := s.quit
-	var killAt <-chan time.Time
-	for {
+	var kill <-chan time.Time
+	var result error
+	currentGone := false
+	for !currentGone || m.live() > 0 {
 		select {
 		case <-quit:
 			quit = nil
@@ -157,11 +195,11 @@ func (m *master) run() error {
 				s.log.Info().Int("worker", w.Pid()).Msg("stopping the worker")
 				w.Signal(syscall.SIGTERM)
 			}
-			// The worker hammers at hammer time; past that, it is stuck.
-			killAt = time.After(s.cfg.hammerTime + 10*time.Second)
-		case <-killAt:
-			if w := m.worker(); w != nil {
-				s.log.Error().Int("worker", w.Pid()).Msg("worker still running after hammer time; killing it")
+			kill = time.After(s.cfg.shutdownDelay + s.cfg.hammerTime + killSlack)
+		case <-kill:
+			kill = nil
+			for _, w := range m.all() {
+				s.log.Error().Int("worker", w.Pid()).Msg("worker still running past hammer time; killing it")
 				w.Kill()
 			}
 		case w := <-m.exits:
@@ -169,19 +207,28 @@ func (m *master) run() error {
 				s.log.Info().Int("worker", w.Pid()).AnErr("status", w.status).Msg("old worker exited")
 				continue
 			}
-			s.removePIDFile()
-			s.stop()
+			currentGone = true
 			// A worker that exits 0 was asked to stop: Ctrl-C in a terminal
 			// signals the worker and the master at once, and the worker
 			// may finish first.
-			if quit == nil || w.status == nil {
-				s.log.Info().Int("worker", w.Pid()).Msg("worker stopped; master exiting")
-				return nil
+			if quit != nil && w.status != nil {
+				s.log.Error().Int("worker", w.Pid()).AnErr("status", w.status).Msg("worker exited unexpectedly")
+				result = fmt.Errorf("%w: pid %d: %v", ErrWorkerExited, w.Pid(), w.status)
+			} else {
+				s.log.Info().Int("worker", w.Pid()).Msg("worker stopped")
 			}
-			s.log.Error().Int("worker", w.Pid()).AnErr("status", w.status).Msg("worker exited unexpectedly; master exiting")
-			return fmt.Errorf("%w: pid %d: %v", ErrWorkerExited, w.Pid(), w.status)
+			if n := m.live(); n > 0 {
+				s.log.Info().Int("workers", n).Msg("waiting for replaced workers to finish draining")
+				if kill == nil {
+					kill = time.After(s.cfg.hammerTime + killSlack)
+				}
+			}
 		}
 	}
+	s.removePIDFile()
+	s.stop()
+	s.log.Info().Msg("master exiting")
+	return result
 }
 
 func (m *master) worker() *worker {
@@ -190,25 +237,46 @@ func (m *master) worker() *worker {
 	return m.current
 }
 
-// start starts a worker and registers it with the reaper before the
-// reaper can see it exit.
-func (m *master) start() (*worker, *os.File, error) {
+// live is the number of workers not reaped yet.
+func (m *master) live() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return len(m.workers)
+}
+
+func (m *master) all() []*worker {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]*worker, 0, len(m.workers))
+	for _, w := range m.workers {
+		out = append(out, w)
+	}
+	return out
+}
+
+// start starts a worker and registers it with the reaper.
+func (m *master) start() (*worker, *os.File, error) {
+	m.mu.Lock()
 	m.gen++
 	p, ready, err := m.s.startChild(m.socks, m.gen,
 		[]string{envMasterPID + "=" + strconv.Itoa(m.s.sys.Getpid())},
 		[]string{envNotifySocket, "WATCHDOG_USEC", "WATCHDOG_PID"})
 	if err != nil {
+		m.mu.Unlock()
 		return nil, nil, err
 	}
 	w := &worker{Process: p, exited: make(chan struct{})}
 	m.workers[p.Pid()] = w
+	m.mu.Unlock()
+	select {
+	case m.poke <- struct{}{}:
+	default:
+	}
 	return w, ready, nil
 }
 
 // spawn starts a worker, waits until it is ready and makes it current;
-// it returns the worker it replaced, if any.
+// the worker it replaces is told to drain.
 func (m *master) spawn() error {
 	w, ready, err := m.start()
 	if err != nil {
@@ -266,33 +334,14 @@ func (m *master) forward(sig syscall.Signal) error {
 	return w.Signal(sig)
 }
 
-// reap reaps every child that exits, workers and orphans alike, and hands
-// the workers' statuses to whoever waits for them.
+// reap sees workers exit and hands them to run. It reaps its own workers
+// only, so the program's other children keep their statuses for whoever
+// waits for them; as PID 1 it reaps every child, orphans included.
 func (m *master) reap(sigchld <-chan os.Signal, done <-chan struct{}) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
-		for {
-			var ws unix.WaitStatus
-			pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			if pid <= 0 || err != nil {
-				break
-			}
-			m.mu.Lock()
-			w := m.workers[pid]
-			delete(m.workers, pid)
-			m.mu.Unlock()
-			if w == nil {
-				m.s.log.Debug().Int("orphan", pid).Msg("reaped an orphan")
-				continue
-			}
-			if !ws.Exited() || ws.ExitStatus() != 0 {
-				w.status = errors.New(describe(ws))
-			}
-			close(w.exited)
+		for _, w := range m.reapOnce() {
 			select {
 			case m.exits <- w:
 			case <-done:
@@ -303,14 +352,43 @@ func (m *master) reap(sigchld <-chan os.Signal, done <-chan struct{}) {
 		case <-done:
 			return
 		case <-sigchld:
+		case <-m.poke:
 		case <-tick.C:
 		}
 	}
 }
 
-func describe(ws unix.WaitStatus) string {
-	if ws.Signaled() {
-		return "signal: " + ws.Signal().String()
+// reapOnce reaps whatever has exited and returns the workers among it.
+func (m *master) reapOnce() []*worker {
+	var out []*worker
+	exited := func(w *worker, status error) {
+		m.mu.Lock()
+		delete(m.workers, w.Pid())
+		m.mu.Unlock()
+		w.status = status
+		close(w.exited)
+		out = append(out, w)
 	}
-	return "exit status " + strconv.Itoa(ws.ExitStatus())
+	if m.init {
+		for {
+			pid, status, ok := m.s.sys.ReapAny()
+			if !ok {
+				return out
+			}
+			m.mu.Lock()
+			w := m.workers[pid]
+			m.mu.Unlock()
+			if w == nil {
+				m.s.log.Debug().Int("orphan", pid).Msg("reaped an orphan")
+				continue
+			}
+			exited(w, status)
+		}
+	}
+	for _, w := range m.all() {
+		if gone, status := w.Process.Poll(); gone {
+			exited(w, status)
+		}
+	}
+	return out
 }

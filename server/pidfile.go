@@ -8,18 +8,22 @@ import (
 	"strconv"
 )
 
-// writePIDFile replaces the PID file with one naming this process: a
-// temporary file in the same directory, renamed over the old one, so a
-// reader sees the old pid or the new one, never a partial file.
-func (s *Server) writePIDFile() error {
-	if s.cfg.pidFile == "" || s.masterPID != 0 { // a master's pid stays in it
+// writePIDFile makes the PID file name this process.
+func (s *Server) writePIDFile() error { return s.writePIDFileFor(s.sys.Getpid()) }
+
+// writePIDFileFor replaces the PID file with one naming pid: a temporary
+// file in the same directory, renamed over the old one, so a reader sees
+// the old pid or the new one, never a partial file. A worker never writes
+// it: its master's pid stays in it.
+func (s *Server) writePIDFileFor(pid int) error {
+	if s.cfg.pidFile == "" || s.masterPID != 0 {
 		return nil
 	}
-	if err := writePIDFile(s.cfg.pidFile, s.sys.Getpid()); err != nil {
+	if err := writePIDFile(s.cfg.pidFile, pid); err != nil {
 		s.log.Error().Err(err).Str("pid_file", s.cfg.pidFile).Msg("cannot write the PID file")
 		return fmt.Errorf("server: PID file: %w", err)
 	}
-	s.log.Debug().Str("pid_file", s.cfg.pidFile).Msg("PID file written")
+	s.log.Debug().Str("pid_file", s.cfg.pidFile).Int("names", pid).Msg("PID file written")
 	return nil
 }
 

@@ -26,7 +26,11 @@ import (
 // reported that it serves; this process then drains and Serve returns.
 // If the child exits, crashes, or is not ready within the ready timeout,
 // it is killed and reaped, this process goes on serving, and the error
-// says why. Only one restart runs at a time; SIGHUP calls Restart.
+// says why. Only one restart runs at a time, and none once a stop has been
+// asked for (ErrStopping). SIGHUP calls Restart.
+//
+// In master mode the master replaces its worker the same way; in a worker,
+// Restart asks the master to do it and returns once it has asked.
 func (s *Server) Restart() error {
 	if s.masterPID != 0 {
 		return s.askMaster()
@@ -49,31 +53,43 @@ func (s *Server) Restart() error {
 	s.log.Info().Strs("listeners", names(services)).Msg("restart requested")
 	s.notifyReloading()
 	start := time.Now()
-	failed := s.restartFailed
 	child, ready, err := s.startChild(socketsOf(services), gen, nil, nil)
 	if err != nil {
 		s.log.Error().Err(err).Msg("restart failed; still serving")
-		return failed(err)
+		return s.restartFailed(err)
 	}
 	s.log.Info().Int("child", child.Pid()).Int("generation", gen).Msg("child started")
 	if err := s.awaitReady(child, ready); err != nil {
-		s.writePIDFile() // the child may have claimed it before failing (logged if not)
 		s.log.Error().Err(err).Int("child", child.Pid()).Msg("restart failed; still serving")
-		return failed(err)
+		return s.restartFailed(err)
+	}
+	// The PID file names the child only now that it serves, so a reader
+	// that sees it change knows the restart worked. A process whose PID
+	// file cannot be written does not take over.
+	if err := s.writePIDFileFor(child.Pid()); err != nil {
+		child.Signal(syscall.SIGTERM)
+		s.log.Error().Err(err).Int("child", child.Pid()).Msg("restart failed; stopping the child; still serving")
+		return s.restartFailed(err)
 	}
 	s.mu.Lock()
-	s.handedOff = true
+	stopping := s.stopping.Load() || s.draining.Load()
+	if !stopping {
+		s.handedOff = true
+		s.closeQuitLocked(fmt.Sprintf("handoff to pid %d", child.Pid()))
+	}
 	s.mu.Unlock()
+	if stopping {
+		// A stop was asked for while the child came up: the service is
+		// meant to stop, so the child must too, gracefully.
+		s.writePIDFile()
+		s.log.Warn().Int("child", child.Pid()).Msg("stop requested during the restart; stopping the child")
+		child.Signal(syscall.SIGTERM)
+		return fmt.Errorf("%w: %w", ErrRestartFailed, ErrStopping)
+	}
 	// This process is still the main one, so the manager accepts the new
 	// main pid from it whatever its NotifyAccess= says.
 	s.notify("MAINPID="+strconv.Itoa(child.Pid()), "READY=1", "STATUS=serving, handed over by pid "+strconv.Itoa(s.sys.Getpid()))
 	s.log.Info().Int("child", child.Pid()).Dur("took", time.Since(start)).Msg("child ready")
-	if !s.beginDrain(fmt.Sprintf("handoff to pid %d", child.Pid())) {
-		// A shutdown started while the child came up: the service is
-		// meant to stop, so the child must too, gracefully.
-		s.log.Warn().Int("child", child.Pid()).Msg("shutdown requested during the restart; stopping the child")
-		child.Signal(syscall.SIGTERM)
-	}
 	return nil
 }
 
@@ -101,6 +117,9 @@ func (s *Server) claimRestart() error {
 	case s.draining.Load():
 		s.log.Warn().Msg("restart requested while draining; ignored")
 		return ErrDraining
+	case s.stopping.Load():
+		s.log.Warn().Msg("restart requested while stopping; ignored")
+		return ErrStopping
 	case s.restarting:
 		s.log.Warn().Msg("restart requested while one is in progress; ignored")
 		return ErrRestartInProgress
@@ -121,9 +140,12 @@ func (s *Server) notifyReloading() {
 }
 
 // restartFailed tells the service manager that the restart failed and
-// this process serves on, and wraps err for the caller.
+// this process serves on (unless it is stopping: a manager told STOPPING=1
+// must not hear READY=1 again), and wraps err for the caller.
 func (s *Server) restartFailed(err error) error {
-	s.notify("READY=1", "STATUS=restart failed, still serving: "+err.Error())
+	if !s.stopping.Load() && !s.draining.Load() {
+		s.notify("READY=1", "STATUS=restart failed, still serving: "+err.Error())
+	}
 	return fmt.Errorf("%w: %w", ErrRestartFailed, err)
 }
 
@@ -135,10 +157,7 @@ func (s *Server) startChild(socks []socket, gen int, extra, drop []string) (osx.
 	if err != nil {
 		return nil, nil, fmt.Errorf("locate the binary: %w", err)
 	}
-	dir, err := s.sys.Getwd()
-	if err != nil {
-		return nil, nil, fmt.Errorf("working directory: %w", err)
-	}
+	dir := s.startDir()
 	files := []*os.File{os.Stdin, os.Stdout, os.Stderr}
 	defer func() {
 		for _, f := range files[3:] {
@@ -216,9 +235,12 @@ func childEnv(env []string, m order.Manifest, pid, gen int) []string {
 	)
 }
 
-// awaitReady waits for the child's readiness message, its death, the ready
-// timeout, or a shutdown of this process, whichever comes first. A child
-// given up on is killed and reaped.
+// awaitReady waits for the child's readiness message, its exit, the ready
+// timeout, or a stop of this process, whichever comes first. A child given
+// up on is killed and reaped; the error carries its exit status.
+//
+// The child's exit is watched by itself, not only through the pipe: a
+// process the child started may hold the pipe open after the child died.
 func (s *Server) awaitReady(child osx.Process, ready *os.File) error {
 	got := make(chan error, 1)
 	go func() {
@@ -229,11 +251,16 @@ func (s *Server) awaitReady(child osx.Process, ready *os.File) error {
 		}
 		got <- err
 	}()
+	readerDone := false
 	giveUp := func(why error) error {
-		child.Kill()
+		if exited, _ := child.Poll(); !exited {
+			child.Kill()
+		}
 		status := child.Wait()
-		ready.Close()
-		<-got
+		ready.Close() // ends the reader, if it still waits
+		if !readerDone {
+			<-got
+		}
 		if status != nil {
 			return fmt.Errorf("%w (%v)", why, status)
 		}
@@ -241,21 +268,57 @@ func (s *Server) awaitReady(child osx.Process, ready *os.File) error {
 	}
 	timer := time.NewTimer(s.cfg.readyTimeout)
 	defer timer.Stop()
-	select {
-	case err := <-got:
-		if err == nil {
-			ready.Close()
-			return nil
+	poll := time.NewTicker(exitPoll)
+	defer poll.Stop()
+	for {
+		select {
+		case err := <-got:
+			readerDone = true
+			switch {
+			case err == nil:
+				ready.Close()
+				return nil
+			case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+				// The child closed the pipe: it is exiting. Give it a
+				// moment to, so that its own status is reported.
+				s.awaitExit(child, exitGrace)
+				return giveUp(ErrChildExited)
+			default:
+				return giveUp(err)
+			}
+		case <-poll.C:
+			if exited, _ := child.Poll(); exited {
+				return giveUp(ErrChildExited)
+			}
+		case <-timer.C:
+			return giveUp(fmt.Errorf("%w: %v", ErrChildTimeout, s.cfg.readyTimeout))
+		case <-s.quit:
+			return giveUp(ErrDraining)
 		}
-		got <- nil // giveUp waits for the reader, which is done
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return giveUp(ErrChildExited)
+	}
+}
+
+const (
+	// exitPoll is how often a restart looks whether its child has exited.
+	exitPoll = 20 * time.Millisecond
+	// exitGrace is how long a child that closed its readiness pipe without
+	// a word gets to exit by itself, so its own status is reported.
+	exitGrace = time.Second
+)
+
+// awaitExit waits until p has exited, d has passed or a stop starts.
+func (s *Server) awaitExit(p osx.Process, d time.Duration) {
+	t := time.NewTicker(exitPoll)
+	defer t.Stop()
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); {
+		if exited, _ := p.Poll(); exited {
+			return
 		}
-		return giveUp(err)
-	case <-timer.C:
-		return giveUp(fmt.Errorf("%w: %v", ErrChildTimeout, s.cfg.readyTimeout))
-	case <-s.quit:
-		return giveUp(ErrDraining)
+		select {
+		case <-t.C:
+		case <-s.quit:
+			return
+		}
 	}
 }
 

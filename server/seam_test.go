@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -64,6 +65,15 @@ func (c *fakeChild) Signal(sig os.Signal) error {
 	return nil
 }
 
+func (c *fakeChild) Poll() (bool, error) {
+	select {
+	case <-c.exited:
+		return true, c.Wait()
+	default:
+		return false, nil
+	}
+}
+
 func (c *fakeChild) Wait() error {
 	<-c.exited
 	c.mu.Lock()
@@ -111,6 +121,9 @@ func (f *fakeOS) osx() *osx.OS {
 		Executable: func() (string, error) { return "/fake/binary", nil },
 		Getwd:      func() (string, error) { return "/", nil },
 		Start:      f.start,
+		Alive:      func(pid int) bool { return pid == f.ppid },
+		Signal:     func(int, os.Signal) error { return nil },
+		ReapAny:    func() (int, error, bool) { return 0, nil, false },
 	}
 }
 
@@ -276,13 +289,16 @@ func TestRestartHandsOff(t *testing.T) {
 
 func TestRestartFailuresKeepServing(t *testing.T) {
 	tests := []struct {
-		name    string
-		next    behaviour
-		wantErr error
+		name       string
+		next       behaviour
+		wantErr    error
+		wantKilled bool
 	}{
-		{"child exits", childExit, ErrChildExited},
-		{"child hangs", childHang, ErrChildTimeout},
-		{"bad message", childBadMessage, ErrRestartFailed},
+		// A child that exited is reaped, not signalled: its pid may be
+		// another process's by now. Its own status is reported.
+		{"child exits", childExit, ErrChildExited, false},
+		{"child hangs", childHang, ErrChildTimeout, true},
+		{"bad message", childBadMessage, ErrRestartFailed, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -297,8 +313,11 @@ func TestRestartFailuresKeepServing(t *testing.T) {
 			c.mu.Lock()
 			reaped, killed := c.reaped, c.killed
 			c.mu.Unlock()
-			if !reaped || !killed {
-				t.Fatalf("failed child: reaped %v, killed %v; want both", reaped, killed)
+			if !reaped || killed != tt.wantKilled {
+				t.Fatalf("failed child: reaped %v, killed %v; want reaped, killed %v", reaped, killed, tt.wantKilled)
+			}
+			if tt.next == childExit && !strings.Contains(err.Error(), "exit status 3") {
+				t.Fatalf("Restart = %v; want the child's own status, exit status 3", err)
 			}
 			if st := get(t, s); st != "200 OK" {
 				t.Fatalf("after a failed restart: %s", st)
@@ -367,5 +386,45 @@ func TestRestartBeforeServe(t *testing.T) {
 	s := newServer(newFakeOS(t).osx(), WithSignals(silentSource{}), WithLogger(testLogger(t)))
 	if err := s.Restart(); !errors.Is(err, ErrNotServing) {
 		t.Fatalf("Restart before Serve = %v, want ErrNotServing", err)
+	}
+}
+
+// The PID file changes only when a restart works: the parent names the
+// child in it once the child is ready, and never otherwise.
+func TestRestartNamesTheChildInThePIDFile(t *testing.T) {
+	f := newFakeOS(t)
+	pidFile := t.TempDir() + "/pid"
+	s, served := startServer(t, f, WithPIDFile(pidFile), WithReadyTimeout(300*time.Millisecond))
+	names := func() string {
+		b, _ := os.ReadFile(pidFile)
+		return strings.TrimSpace(string(b))
+	}
+	if got := names(); got != strconv.Itoa(os.Getpid()) {
+		t.Fatalf("PID file names %q, want this process", got)
+	}
+	for _, b := range []behaviour{childExit, childHang, childBadMessage} {
+		f.setNext(b)
+		if err := s.Restart(); err == nil {
+			t.Fatal("Restart of a failing child succeeded")
+		}
+		if got := names(); got != strconv.Itoa(os.Getpid()) {
+			t.Fatalf("after a failed restart the PID file names %q", got)
+		}
+	}
+	f.setNext(childReady)
+	if err := s.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	child := f.children[len(f.children)-1].pid
+	f.mu.Unlock()
+	if got := names(); got != strconv.Itoa(child) {
+		t.Fatalf("after the handoff the PID file names %q, want the child %d", got, child)
+	}
+	if err := waitServed(t, served); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(); got != strconv.Itoa(child) {
+		t.Fatalf("the drained parent changed the PID file to %q", got)
 	}
 }

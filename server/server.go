@@ -45,6 +45,7 @@ type Server struct {
 	router *signals.Router
 	hj     hijack.Registry
 	args   []string
+	dir    string // the working directory at start, for a restart's child
 	again  chan struct{} // a second stop signal ends the shutdown delay
 
 	notifySocket string
@@ -102,6 +103,8 @@ func newServer(sys *osx.OS, opts ...Option) *Server {
 		hammerCh:  make(chan struct{}),
 	}
 	s.log = cfg.log.With().Int("pid", sys.Getpid()).Logger()
+	// Resolved now: the directory may be gone by the time of a restart.
+	s.dir, _ = sys.Getwd()
 	// Read once, before any goroutine can send a notification.
 	s.notifySocket, _ = sys.LookupEnv(envNotifySocket)
 	s.routeSignals()
@@ -145,6 +148,8 @@ func (s *Server) Listen(name, addr string, opts ...listeners.Option) *Server {
 
 // check reports every configuration error at once.
 func (s *Server) check() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	errs := append(append([]error(nil), s.cfg.errs...), s.errs...)
 	if len(s.decls) == 0 && len(errs) == 0 {
 		errs = append(errs, errors.New("server: no listener declared"))
@@ -211,12 +216,13 @@ func (s *Server) Serve() error {
 		return err
 	}
 
-	// The PID file names this process before the parent learns that it is
-	// ready and exits: a supervisor that reads the file when the main
-	// process exits finds the new one. A process that cannot claim it does
-	// not take over: the first one fails, a restart's child fails and its
-	// parent serves on.
-	if err := s.writePIDFile(); err != nil {
+	// A process started by hand claims the PID file before it serves; a
+	// restart's child has it written by its parent once it is ready.
+	// A process that cannot claim it does not serve.
+	if ready == nil {
+		err = s.writePIDFile()
+	}
+	if err != nil {
 		for _, svc := range services {
 			svc.raw.Close()
 			svc.release()
@@ -278,6 +284,19 @@ func (s *Server) Serve() error {
 	default:
 		return nil
 	}
+}
+
+// startDir is the directory a restart's child starts in: this process's
+// working directory when it started, or, if that is gone, the current one.
+func (s *Server) startDir() string {
+	if s.dir == "" {
+		return ""
+	}
+	if fi, err := os.Stat(s.dir); err != nil || !fi.IsDir() {
+		s.log.Warn().Str("dir", s.dir).Msg("the start directory is gone; the child starts in the current one")
+		return ""
+	}
+	return s.dir
 }
 
 // stop marks the server stopped and releases whoever waits for the drain.

@@ -24,6 +24,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"os"
 	"sync"
@@ -42,6 +43,8 @@ var (
 	ErrExpired       = errors.New("certificate has expired")
 	ErrNotYetValid   = errors.New("certificate is not valid yet")
 	ErrChainOrder    = errors.New("certificate chain is out of order")
+	ErrNotRegular    = errors.New("not a regular file")
+	ErrTooLarge      = errors.New("file too large")
 )
 
 // Pair names a certificate (chain) file and its key file.
@@ -252,10 +255,34 @@ func LoadPair(certFile, keyFile string, now time.Time) (tls.Certificate, error) 
 	return out, nil
 }
 
+// MaxFileSize bounds a certificate, key or CA file. A real one is a few
+// kilobytes; a CA bundle of every public root is about 250 KiB.
+const MaxFileSize = 4 << 20
+
+// readFile reads a PEM file that must be a regular file (following
+// symlinks, as Kubernetes mounts secrets) of at most MaxFileSize bytes. It
+// opens without blocking, so a FIFO put in a certificate's place cannot
+// hang a reload, and reads at most one byte past the limit, so /dev/zero
+// cannot exhaust memory.
 func readFile(name string) ([]byte, error) {
-	b, err := os.ReadFile(name)
+	f, err := os.OpenFile(name, os.O_RDONLY|syscallNonblock, 0)
 	if err != nil {
 		return nil, fmt.Errorf("tlsreload: %w", err) // *PathError names the file
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("tlsreload: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("tlsreload: %s: %w (%s)", name, ErrNotRegular, fi.Mode().Type())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("tlsreload: %w", err)
+	}
+	if len(b) > MaxFileSize {
+		return nil, fmt.Errorf("tlsreload: %s: %w (more than %d bytes)", name, ErrTooLarge, MaxFileSize)
 	}
 	return b, nil
 }

@@ -1,23 +1,26 @@
 // Package osx is the seam between the restart logic and the operating
-// system: the environment, process identity, and starting a child. The
-// server uses Real; its tests substitute functions to drive the parent and
-// child sides of a restart without forking.
+// system: the environment, process identity, starting, signalling and
+// reaping processes. The server uses Real; its tests substitute functions
+// to drive the parent, child and master sides of a restart without forking.
 package osx
 
 import (
-	"errors"
 	"os"
 )
 
 // Process is a started child.
 type Process interface {
 	Pid() int
-	// Signal sends sig to the process.
+	// Signal sends sig to the process; once it has been reaped, nothing.
 	Signal(sig os.Signal) error
-	// Kill ends the process at once (SIGKILL on Unix).
+	// Kill ends the process at once (SIGKILL on Unix); once it has been
+	// reaped, nothing.
 	Kill() error
-	// Wait reaps the process and returns a non-nil error unless it exited
-	// with status 0.
+	// Poll reports, without blocking, whether the process has exited,
+	// reaping it if so, and its status: nil for exit status 0, else an
+	// error such as "exit status 3" or "signal: killed".
+	Poll() (exited bool, status error)
+	// Wait reaps the process and returns its status, as Poll does.
 	Wait() error
 }
 
@@ -35,6 +38,13 @@ type OS struct {
 	Executable func() (string, error)
 	Getwd      func() (string, error)
 	Start      StartFunc
+	// Alive reports whether a process with this pid exists.
+	Alive func(pid int) bool
+	// Signal sends sig to the process pid (a worker to its master).
+	Signal func(pid int, sig os.Signal) error
+	// ReapAny reaps one exited child, whichever it is, without blocking;
+	// ok is false when none has exited. Only an init (PID 1) calls it.
+	ReapAny func() (pid int, status error, ok bool)
 }
 
 // Real returns the calls of the running process.
@@ -48,36 +58,16 @@ func Real() *OS {
 		Executable: os.Executable,
 		Getwd:      os.Getwd,
 		Start:      start,
+		Alive:      alive,
+		Signal:     signal,
+		ReapAny:    reapAny,
 	}
 }
 
-type process struct{ p *os.Process }
-
-func (p process) Pid() int    { return p.p.Pid }
-func (p process) Kill() error { return p.p.Kill() }
-
-func (p process) Signal(sig os.Signal) error { return p.p.Signal(sig) }
-
-func (p process) Wait() error {
-	st, err := p.p.Wait()
+func signal(pid int, sig os.Signal) error {
+	p, err := os.FindProcess(pid)
 	if err != nil {
 		return err
 	}
-	if !st.Success() {
-		return errors.New(st.String()) // "exit status 3", "signal: killed"
-	}
-	return nil
-}
-
-// start runs os.StartProcess. Every descriptor the runtime opened is
-// close-on-exec, so the child receives exactly files. The listener
-// descriptors stay in non-blocking mode: os.File.Fd only switches a file
-// to blocking mode if the runtime itself made it non-blocking, which is not
-// the case for a socket duplicated with its flags.
-func start(exe string, argv, env []string, dir string, files []*os.File) (Process, error) {
-	p, err := os.StartProcess(exe, argv, &os.ProcAttr{Dir: dir, Env: env, Files: files})
-	if err != nil {
-		return nil, err
-	}
-	return process{p}, nil
+	return p.Signal(sig)
 }

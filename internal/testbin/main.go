@@ -8,7 +8,9 @@
 //
 // A mode file lets a test make the next process misbehave: "crash" exits
 // with status 3 before serving, "hang" never becomes ready, "badlisten"
-// declares a listener on an address in use.
+// declares a listener on an address in use, "slow" waits two seconds
+// before it serves, "spawn-crash" starts a long sleep (its pid written to
+// grandchild.pid beside the mode file) and exits with status 1.
 package main
 
 import (
@@ -21,6 +23,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -49,7 +53,11 @@ func main() {
 	grace := flag.Duration("grace", time.Second, "idle grace")
 	delay := flag.Duration("shutdown-delay", 0, "shutdown delay")
 	master := flag.Bool("master", false, "stable-PID master mode")
+	execLoop := flag.Int("exec-loop", 0, "run `true` this many times beside the server; write the failures to exec-PID beside the mode file")
 	flag.Parse()
+	if *execLoop > 0 {
+		go runTrue(*execLoop, filepath.Join(filepath.Dir(*modeFile), "exec-"+strconv.Itoa(os.Getpid())))
+	}
 
 	mode := ""
 	if *modeFile != "" {
@@ -65,6 +73,18 @@ func main() {
 		case "hang":
 			fmt.Fprintln(os.Stderr, "testbin: hanging on purpose")
 			select {}
+		case "slow":
+			time.Sleep(2 * time.Second)
+		case "spawn-crash":
+			cmd := exec.Command("sleep", "60")
+			if err := cmd.Start(); err != nil {
+				fmt.Fprintln(os.Stderr, "testbin:", err)
+				os.Exit(2)
+			}
+			pidFile := filepath.Join(filepath.Dir(*modeFile), "grandchild.pid")
+			os.WriteFile(pidFile, []byte(strconv.Itoa(cmd.Process.Pid)), 0o644)
+			fmt.Fprintln(os.Stderr, "testbin: crashing on purpose, leaving a subprocess")
+			os.Exit(1)
 		}
 	}
 
@@ -169,4 +189,17 @@ func echoLines(ctx context.Context, c net.Conn) {
 			return
 		}
 	}
+}
+
+// runTrue runs `true` n times, as a program's own code may run commands
+// beside the server, and writes how many runs failed, and why, to out.
+func runTrue(n int, out string) {
+	failed, why := 0, ""
+	for range n {
+		if err := exec.Command("true").Run(); err != nil {
+			failed++
+			why = err.Error()
+		}
+	}
+	os.WriteFile(out, []byte(fmt.Sprintf("%d %s", failed, why)), 0o644)
 }

@@ -1,0 +1,51 @@
+//go:build unix
+
+package server
+
+import (
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/handoff-go/handoff/order"
+)
+
+// A parent passes listening sockets and the readiness pipe without
+// close-on-exec, as it must; the child marks them close-on-exec before any
+// code of the program runs, so that a process the program starts before
+// Serve (or at any time) never holds a socket or the pipe: such a process
+// would keep the ports after the service stopped, and keep the pipe open
+// after a failed child died.
+func init() { protectInherited() }
+
+func protectInherited() {
+	if v, ok := os.LookupEnv(order.EnvOrder); ok && parentOwnsVariables() {
+		if m, err := order.Parse(v); err == nil {
+			for fd := order.FirstFD; fd <= int(m.ReadyFD()); fd++ {
+				unix.CloseOnExec(fd)
+			}
+		}
+	}
+	pid, _ := os.LookupEnv(order.EnvListenPID)
+	fds, _ := os.LookupEnv(order.EnvListenFDs)
+	if a, ok, err := order.ParseActivation(os.Getpid(), pid, fds, ""); ok && err == nil {
+		for i := range a.Len() {
+			unix.CloseOnExec(order.FirstFD + i)
+		}
+	}
+}
+
+// parentOwnsVariables reports whether the handoff variables come from this
+// process's parent, or from a parent that has died since (adopt decides
+// the same way).
+func parentOwnsVariables() bool {
+	ppid, err := strconv.Atoi(os.Getenv(order.EnvParentPID))
+	if err != nil || ppid <= 1 {
+		return false
+	}
+	if ppid == os.Getppid() {
+		return true
+	}
+	return unix.Kill(ppid, 0) == unix.ESRCH
+}

@@ -1,0 +1,5 @@
+//go:build !unix
+
+package tlsreload
+
+const syscallNonblock = 0
