@@ -45,7 +45,7 @@ type Server struct {
 	router *signals.Router
 	hj     hijack.Registry
 	args   []string
-	dir    string // the working directory at start, for a restart's child
+	dir    string        // the working directory at start, for a restart's child
 	again  chan struct{} // a second stop signal ends the shutdown delay
 
 	notifySocket string
