@@ -163,6 +163,9 @@ func Build(opts ...Option) (*Spec, error) {
 		}
 		o.apply(s)
 	}
+	if c := s.TLSConfig; c != nil && len(c.Certificates) == 0 && c.GetCertificate == nil && c.GetConfigForClient == nil {
+		s.errs = append(s.errs, errors.New("listeners: TLS config has no certificate (set Certificates, GetCertificate or GetConfigForClient, or use TLSFiles)"))
+	}
 	if s.TLSConfig != nil && len(s.Certs) > 0 {
 		s.errs = append(s.errs, errors.New("listeners: TLS and TLSFiles are exclusive"))
 	}

@@ -5,17 +5,22 @@ package server
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/handoff-go/handoff/listeners"
 )
@@ -268,6 +273,14 @@ func TestServeRejectsBadConfiguration(t *testing.T) {
 		{"missing certificate", func(s *Server) {
 			s.Listen("api", "127.0.0.1:0", listeners.TLSFiles("/nonexistent/cert.pem", "/nonexistent/key.pem"))
 		}, nil, "/nonexistent/cert.pem"},
+		{"TLS config without a certificate", func(s *Server) {
+			s.Listen("api", "127.0.0.1:0", listeners.TLS(&tls.Config{}))
+		}, nil, "TLS config has no certificate"},
+		{"certificate is a FIFO", func(s *Server) {
+			fifo := filepath.Join(t.TempDir(), "cert.pem")
+			unix.Mkfifo(fifo, 0o600)
+			s.Listen("api", "127.0.0.1:0", listeners.TLSFiles(fifo, fifo))
+		}, nil, "not a regular file"},
 		{"bad option", func(s *Server) { s.Listen("api", ":0") }, []Option{WithHammerTime(-time.Second)}, "hammer time must be positive"},
 		{"PID file in a missing directory", func(s *Server) { s.Listen("api", "127.0.0.1:0") },
 			[]Option{WithPIDFile("/nonexistent/dir/app.pid")}, "PID file"},
@@ -291,6 +304,22 @@ func TestServeRejectsBadConfiguration(t *testing.T) {
 				t.Fatalf("second Serve = %v, want ErrClosed", err)
 			}
 		})
+	}
+}
+
+// Listen racing Serve's start is safe: the listener is either declared in
+// time or refused with an error, never read half-written.
+func TestListenRacingServe(t *testing.T) {
+	for range 20 {
+		s := newServer(newFakeOS(t).osx(), WithSignals(silentSource{}), WithLogger(testLogger(t)))
+		s.Listen("api", "127.0.0.1:0")
+		done := make(chan error, 1)
+		go func() { done <- s.Serve() }()
+		for i := range 5 {
+			s.Listen(fmt.Sprintf("late%d", i), "127.0.0.1:0")
+		}
+		s.Shutdown(context.Background())
+		<-done
 	}
 }
 

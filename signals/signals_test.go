@@ -70,7 +70,7 @@ func TestDispatchOrder(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("order = %v, want %v", got, want)
 	}
-	if r.Dispatch(syscall.SIGUSR1) {
+	if r.Dispatch(syscall.SIGQUIT) {
 		t.Fatal("Dispatch of an unrouted signal = true")
 	}
 }
@@ -98,7 +98,7 @@ func TestRunDeliversAndStops(t *testing.T) {
 	src := newFakeSource()
 	r := NewRouter(src)
 	hup := make(chan struct{}, 4)
-	usr1 := make(chan struct{}, 4)
+	term := make(chan struct{}, 4)
 	r.Handle(syscall.SIGHUP, func() { hup <- struct{}{} })
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -107,16 +107,16 @@ func TestRunDeliversAndStops(t *testing.T) {
 	<-src.sub // Run subscribed
 
 	// A route added while running is subscribed at once.
-	r.Handle(syscall.SIGUSR1, func() { usr1 <- struct{}{} })
+	r.Handle(syscall.SIGTERM, func() { term <- struct{}{} })
 	<-src.sub
 
 	if n := src.send(syscall.SIGHUP); n != 1 {
 		t.Fatalf("SIGHUP reached %d channels", n)
 	}
-	if n := src.send(syscall.SIGUSR1); n != 1 {
-		t.Fatalf("SIGUSR1 reached %d channels", n)
+	if n := src.send(syscall.SIGTERM); n != 1 {
+		t.Fatalf("SIGTERM reached %d channels", n)
 	}
-	for _, c := range []chan struct{}{hup, usr1} {
+	for _, c := range []chan struct{}{hup, term} {
 		select {
 		case <-c:
 		case <-time.After(5 * time.Second):
