@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"net"
 
-	"github.com/handoff-go/handoff/listeners"
-	"github.com/handoff-go/handoff/order"
+	"github.com/handoff-go/handoff/internal/listen"
+	"github.com/handoff-go/handoff/internal/protocol"
 )
 
 // envActivated names, for a handoff child, the listeners whose sockets
@@ -18,19 +18,19 @@ const envActivated = "HANDOFF_ACTIVATED"
 // when LISTEN_FDNAMES names a declared listener, else in order. The
 // variables are always unset. Variables of another process are ignored.
 func (s *Server) adoptActivation() (map[string]net.Listener, error) {
-	pidVal, _ := s.sys.LookupEnv(order.EnvListenPID)
-	fdsVal, _ := s.sys.LookupEnv(order.EnvListenFDs)
-	namesVal, _ := s.sys.LookupEnv(order.EnvListenFDNames)
-	for _, k := range []string{order.EnvListenPID, order.EnvListenFDs, order.EnvListenFDNames} {
+	pidVal, _ := s.sys.LookupEnv(protocol.EnvListenPID)
+	fdsVal, _ := s.sys.LookupEnv(protocol.EnvListenFDs)
+	namesVal, _ := s.sys.LookupEnv(protocol.EnvListenFDNames)
+	for _, k := range []string{protocol.EnvListenPID, protocol.EnvListenFDs, protocol.EnvListenFDNames} {
 		s.sys.Unsetenv(k)
 	}
-	a, ok, err := order.ParseActivation(s.sys.Getpid(), pidVal, fdsVal, namesVal)
+	a, ok, err := protocol.ParseActivation(s.sys.Getpid(), pidVal, fdsVal, namesVal)
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	if !ok {
 		if pidVal != "" {
-			s.log.Warn().Str(order.EnvListenPID, pidVal).Msg("ignoring socket activation meant for another process")
+			s.log.Warn().Str(protocol.EnvListenPID, pidVal).Msg("ignoring socket activation meant for another process")
 		}
 		return nil, nil
 	}
@@ -41,12 +41,12 @@ func (s *Server) adoptActivation() (map[string]net.Listener, error) {
 	assigned := a.Assign(declared)
 	adopted := make(map[string]net.Listener, a.Len())
 	for i, name := range assigned {
-		fd := uintptr(order.FirstFD + i)
+		fd := uintptr(protocol.FirstFD + i)
 		label := name
 		if label == "" {
 			label = fmt.Sprintf("fd%d", fd)
 		}
-		ln, err := listeners.Inherit(fd, label)
+		ln, err := listen.Inherit(fd, label)
 		if err != nil {
 			for _, l := range adopted {
 				l.Close()

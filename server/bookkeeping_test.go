@@ -5,8 +5,8 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/handoff-go/handoff/hijack"
-	"github.com/handoff-go/handoff/listeners"
+	"github.com/handoff-go/handoff/internal/hijack"
+	"github.com/handoff-go/handoff/internal/listen"
 )
 
 // oneConn is a listener that hands out the same connection forever.
@@ -22,8 +22,8 @@ func (l oneConn) Accept() (net.Conn, error) { return l.c, nil }
 // tracked wrapper, the tracker's and the registry's entries.
 func BenchmarkConnBookkeeping(b *testing.B) {
 	var reg hijack.Registry
-	tr := listeners.NewTracker(http.StateNew)
-	tr.OnHijack = func(c *listeners.Conn) func() { return reg.Add(c) }
+	tr := listen.NewTracker(http.StateNew)
+	tr.OnHijack = func(c *listen.Conn) func() { return reg.Add(c) }
 	c1, c2 := net.Pipe()
 	defer c1.Close()
 	defer c2.Close()

@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/handoff-go/handoff/listeners"
-	"github.com/handoff-go/handoff/order"
+	"github.com/handoff-go/handoff/internal/listen"
+	"github.com/handoff-go/handoff/internal/protocol"
 )
 
 // readyMessage is what a child writes on the readiness pipe.
@@ -25,11 +25,11 @@ const readyMessage = "ready"
 // that is not a listening socket, is an error: the child exits and the
 // parent goes on serving.
 func (s *Server) adopt() (map[string]net.Listener, *os.File, int, error) {
-	manifest, hasOrder := s.sys.LookupEnv(order.EnvOrder)
-	ppidVal, _ := s.sys.LookupEnv(order.EnvParentPID)
-	genVal, _ := s.sys.LookupEnv(order.EnvGeneration)
+	manifest, hasOrder := s.sys.LookupEnv(protocol.EnvOrder)
+	ppidVal, _ := s.sys.LookupEnv(protocol.EnvParentPID)
+	genVal, _ := s.sys.LookupEnv(protocol.EnvGeneration)
 	activated, _ := s.sys.LookupEnv(envActivated)
-	for _, k := range []string{order.EnvOrder, order.EnvParentPID, order.EnvGeneration, envActivated} {
+	for _, k := range []string{protocol.EnvOrder, protocol.EnvParentPID, protocol.EnvGeneration, envActivated} {
 		s.sys.Unsetenv(k)
 	}
 	if !hasOrder {
@@ -44,7 +44,7 @@ func (s *Server) adopt() (map[string]net.Listener, *os.File, int, error) {
 		// serving on them keeps the service up. Variables of a live
 		// process other than the parent are not: someone copied them.
 		if err != nil || ppid <= 1 || s.sys.Alive(ppid) {
-			s.log.Warn().Str(order.EnvOrder, manifest).Str(order.EnvParentPID, ppidVal).
+			s.log.Warn().Str(protocol.EnvOrder, manifest).Str(protocol.EnvParentPID, ppidVal).
 				Int("ppid", s.sys.Getppid()).
 				Msg("ignoring inherited listeners: the variables were not set by this process's parent")
 			adopted, err := s.adoptActivation()
@@ -53,16 +53,16 @@ func (s *Server) adopt() (map[string]net.Listener, *os.File, int, error) {
 		orphaned = true
 		s.log.Warn().Int("parent", ppid).Msg("the parent died during the handoff; adopting its listeners")
 	}
-	for _, k := range []string{order.EnvListenPID, order.EnvListenFDs, order.EnvListenFDNames} {
+	for _, k := range []string{protocol.EnvListenPID, protocol.EnvListenFDs, protocol.EnvListenFDNames} {
 		s.sys.Unsetenv(k) // never meant for a handoff child
 	}
-	m, err := order.Parse(manifest)
+	m, err := protocol.Parse(manifest)
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("server: %s=%q: %w", order.EnvOrder, manifest, err)
+		return nil, nil, 0, fmt.Errorf("server: %s=%q: %w", protocol.EnvOrder, manifest, err)
 	}
 	gen, err := strconv.Atoi(genVal)
 	if err != nil || gen < 1 {
-		return nil, nil, 0, fmt.Errorf("server: %s=%q: not a positive number", order.EnvGeneration, genVal)
+		return nil, nil, 0, fmt.Errorf("server: %s=%q: not a positive number", protocol.EnvGeneration, genVal)
 	}
 	if activated != "" {
 		for _, name := range strings.Split(activated, ",") {
@@ -80,7 +80,7 @@ func (s *Server) adopt() (map[string]net.Listener, *os.File, int, error) {
 	}
 	for _, name := range m.Names() {
 		fd, _ := m.FD(name)
-		ln, err := listeners.Inherit(fd, name)
+		ln, err := listen.Inherit(fd, name)
 		if err != nil && orphaned {
 			// Not what a parent would have passed: stale variables.
 			s.log.Warn().Err(err).Msg("ignoring inherited listeners: the variables name no listening socket")
@@ -138,7 +138,7 @@ func (s *Server) choose(adopted map[string]net.Listener) (picked []chosen, err e
 			delete(adopted, d.name)
 			// A socket from the service manager is what the operator
 			// configured there; it wins over the declared address.
-			if !s.activated[d.name] && !listeners.SameAddr(d.addr, ln.Addr()) {
+			if !s.activated[d.name] && !listen.SameAddr(d.addr, ln.Addr()) {
 				s.log.Info().Str("listener", d.name).Str("was", ln.Addr().String()).Str("now", d.addr).
 					Msg("address changed; binding afresh")
 				ln.Close()
@@ -153,7 +153,7 @@ func (s *Server) choose(adopted map[string]net.Listener) (picked []chosen, err e
 			}
 		}
 		if !inherited {
-			if ln, err = listeners.Bind(context.Background(), d.addr); err != nil {
+			if ln, err = listen.Bind(context.Background(), d.addr); err != nil {
 				return picked, fmt.Errorf("server: listener %q: %w", d.name, err)
 			}
 		}
@@ -203,7 +203,7 @@ func takeByAddr(adopted map[string]net.Listener, decls []decl, d decl) (net.List
 		return nil, false
 	}
 	for name, ln := range adopted {
-		if declared(decls, name) || !listeners.SameAddr(d.addr, ln.Addr()) {
+		if declared(decls, name) || !listen.SameAddr(d.addr, ln.Addr()) {
 			continue
 		}
 		delete(adopted, name)

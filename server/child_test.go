@@ -21,7 +21,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
-	"github.com/handoff-go/handoff/order"
+	"github.com/handoff-go/handoff/internal/protocol"
 )
 
 // TestMain doubles as the child of the adoption tests: with
@@ -55,8 +55,8 @@ func runChild(decl string) int {
 			return
 		}
 		rep := childReport{Stats: s.Stats(), Listening: listeningPorts(), Env: map[string]string{}}
-		for _, k := range []string{order.EnvOrder, order.EnvParentPID, order.EnvGeneration,
-			order.EnvListenPID, order.EnvListenFDs, order.EnvListenFDNames} {
+		for _, k := range []string{protocol.EnvOrder, protocol.EnvParentPID, protocol.EnvGeneration,
+			protocol.EnvListenPID, protocol.EnvListenFDs, protocol.EnvListenFDNames} {
 			if v, ok := os.LookupEnv(k); ok {
 				rep.Env[k] = v
 			}
@@ -223,9 +223,9 @@ func runAdoption(t *testing.T, decl string, env map[string]string, files ...*os.
 
 func parentEnv(manifest string) map[string]string {
 	return map[string]string{
-		order.EnvOrder:      manifest,
-		order.EnvParentPID:  strconv.Itoa(os.Getpid()),
-		order.EnvGeneration: "1",
+		protocol.EnvOrder:      manifest,
+		protocol.EnvParentPID:  strconv.Itoa(os.Getpid()),
+		protocol.EnvGeneration: "1",
 	}
 }
 
@@ -356,9 +356,9 @@ func one(fn func(*testing.T) *os.File) func(*testing.T) []*os.File {
 
 func TestChildIgnoresForeignVariables(t *testing.T) {
 	for name, env := range map[string]map[string]string{
-		"other parent": {order.EnvOrder: "api", order.EnvParentPID: "1", order.EnvGeneration: "4"},
-		"no parent":    {order.EnvOrder: "api"},
-		"garbage pid":  {order.EnvOrder: "api", order.EnvParentPID: "twelve"},
+		"other parent": {protocol.EnvOrder: "api", protocol.EnvParentPID: "1", protocol.EnvGeneration: "4"},
+		"no parent":    {protocol.EnvOrder: "api"},
+		"garbage pid":  {protocol.EnvOrder: "api", protocol.EnvParentPID: "twelve"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			sock, port := listenTCP(t)
@@ -401,7 +401,7 @@ func deadPID(t *testing.T) int {
 func TestChildOfADeadParentAdopts(t *testing.T) {
 	sock, port := listenTCP(t)
 	env := parentEnv("api")
-	env[order.EnvParentPID] = strconv.Itoa(deadPID(t))
+	env[protocol.EnvParentPID] = strconv.Itoa(deadPID(t))
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	env["HANDOFF_TEST_PIDFILE"] = pidFile
 	run := runAdoption(t, "api=127.0.0.1:0", env, sock)
@@ -418,7 +418,7 @@ func TestChildOfADeadParentAdopts(t *testing.T) {
 		t.Fatalf("the orphaned child did not claim the PID file:\n%s", run.stderr)
 	}
 	// Stale variables naming a dead parent and no socket are ignored.
-	env[order.EnvParentPID] = strconv.Itoa(deadPID(t))
+	env[protocol.EnvParentPID] = strconv.Itoa(deadPID(t))
 	run = runAdoption(t, "api=127.0.0.1:0", env, regularFile(t))
 	if run.code != 0 || !strings.Contains(run.stderr, "name no listening socket") {
 		t.Fatalf("exit %d:\n%s", run.code, run.stderr)
@@ -446,9 +446,9 @@ func TestHandoffChildLeavesThePIDFileToItsParent(t *testing.T) {
 func TestChildRejectsBadGeneration(t *testing.T) {
 	sock, _ := listenTCP(t)
 	env := parentEnv("api")
-	env[order.EnvGeneration] = "x"
+	env[protocol.EnvGeneration] = "x"
 	run := runAdoption(t, "api=127.0.0.1:0", env, sock)
-	if run.code == 0 || !strings.Contains(run.stderr, order.EnvGeneration) {
+	if run.code == 0 || !strings.Contains(run.stderr, protocol.EnvGeneration) {
 		t.Fatalf("exit %d, stderr:\n%s", run.code, run.stderr)
 	}
 }

@@ -5,7 +5,7 @@ package server
 import (
 	"os"
 
-	"github.com/handoff-go/handoff/listeners"
+	"github.com/handoff-go/handoff/internal/listen"
 )
 
-func readyPipe(uintptr) (*os.File, error) { return nil, listeners.ErrUnsupported }
+func readyPipe(uintptr) (*os.File, error) { return nil, listen.ErrUnsupported }

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/handoff-go/handoff/internal/listen"
 	"github.com/handoff-go/handoff/listeners"
 )
 
@@ -78,7 +79,7 @@ func TestHammerTimeBoundsAnHTTP2ClientThatStopsReading(t *testing.T) {
 	s.Listen("api", "127.0.0.1:0", listeners.HTTP(h), listeners.TLSFiles(cert, key),
 		listeners.Configure(func(hs *http.Server) {
 			hs.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
-				if tc, ok := listeners.Unwrap(c).NetConn().(*net.TCPConn); ok {
+				if tc, ok := listen.Unwrap(c).NetConn().(*net.TCPConn); ok {
 					tc.SetWriteBuffer(8 << 10)
 				}
 				return ctx

@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/handoff-go/handoff/order"
+	"github.com/handoff-go/handoff/internal/protocol"
 )
 
 // A parent passes listening sockets and the readiness pipe without
@@ -20,18 +20,18 @@ import (
 func init() { protectInherited() }
 
 func protectInherited() {
-	if v, ok := os.LookupEnv(order.EnvOrder); ok && parentOwnsVariables() {
-		if m, err := order.Parse(v); err == nil {
-			for fd := order.FirstFD; fd <= int(m.ReadyFD()); fd++ {
+	if v, ok := os.LookupEnv(protocol.EnvOrder); ok && parentOwnsVariables() {
+		if m, err := protocol.Parse(v); err == nil {
+			for fd := protocol.FirstFD; fd <= int(m.ReadyFD()); fd++ {
 				unix.CloseOnExec(fd)
 			}
 		}
 	}
-	pid, _ := os.LookupEnv(order.EnvListenPID)
-	fds, _ := os.LookupEnv(order.EnvListenFDs)
-	if a, ok, err := order.ParseActivation(os.Getpid(), pid, fds, ""); ok && err == nil {
+	pid, _ := os.LookupEnv(protocol.EnvListenPID)
+	fds, _ := os.LookupEnv(protocol.EnvListenFDs)
+	if a, ok, err := protocol.ParseActivation(os.Getpid(), pid, fds, ""); ok && err == nil {
 		for i := range a.Len() {
-			unix.CloseOnExec(order.FirstFD + i)
+			unix.CloseOnExec(protocol.FirstFD + i)
 		}
 	}
 }
@@ -40,7 +40,7 @@ func protectInherited() {
 // process's parent, or from a parent that has died since (adopt decides
 // the same way).
 func parentOwnsVariables() bool {
-	ppid, err := strconv.Atoi(os.Getenv(order.EnvParentPID))
+	ppid, err := strconv.Atoi(os.Getenv(protocol.EnvParentPID))
 	if err != nil || ppid <= 1 {
 		return false
 	}

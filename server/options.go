@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-
-	"github.com/handoff-go/handoff/signals"
 )
 
 // Defaults of the options.
@@ -29,7 +27,7 @@ type config struct {
 	pidFile       string
 	shutdownDelay time.Duration
 	master        bool
-	source        signals.Source
+	source        SignalSource
 	errs          []error
 }
 
@@ -107,10 +105,18 @@ func WithPIDFile(path string) Option {
 	return optionFunc(func(c *config) { c.pidFile = path })
 }
 
+// SignalSource subscribes a channel to signals; os/signal's Notify and
+// Stop have this shape. Tests, and programs that drive the server through
+// its methods only, give WithSignals one of their own.
+type SignalSource interface {
+	Notify(c chan<- os.Signal, sig ...os.Signal)
+	Stop(c chan<- os.Signal)
+}
+
 // WithSignals takes signals from src instead of the operating system. A
 // program that drives the server only through its methods can pass a
 // source that never delivers.
-func WithSignals(src signals.Source) Option {
+func WithSignals(src SignalSource) Option {
 	return optionFunc(func(c *config) { c.source = src })
 }
 

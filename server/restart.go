@@ -16,9 +16,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/handoff-go/handoff/internal/listen"
 	"github.com/handoff-go/handoff/internal/osx"
-	"github.com/handoff-go/handoff/listeners"
-	"github.com/handoff-go/handoff/order"
+	"github.com/handoff-go/handoff/internal/protocol"
 )
 
 // Restart runs the program's binary, as it is on disk now, as a child
@@ -166,14 +166,14 @@ func (s *Server) startChild(socks []socket, gen int, extra, drop []string) (osx.
 	}()
 	names := make([]string, 0, len(socks))
 	for _, sk := range socks {
-		f, err := listeners.Export(sk.ln, sk.name)
+		f, err := listen.Export(sk.ln, sk.name)
 		if err != nil {
 			return nil, nil, err
 		}
 		files = append(files, f)
 		names = append(names, sk.name)
 	}
-	m, err := order.New(names...)
+	m, err := protocol.New(names...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -217,21 +217,21 @@ func dropEnv(env, drop []string) []string {
 
 // childEnv is env without any variable of an earlier handoff or socket
 // activation, plus the manifest, this pid and the child's generation.
-func childEnv(env []string, m order.Manifest, pid, gen int) []string {
+func childEnv(env []string, m protocol.Manifest, pid, gen int) []string {
 	out := make([]string, 0, len(env)+3)
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
-		case order.EnvOrder, order.EnvParentPID, order.EnvGeneration, envActivated,
-			order.EnvListenPID, order.EnvListenFDs, order.EnvListenFDNames, "WATCHDOG_PID":
+		case protocol.EnvOrder, protocol.EnvParentPID, protocol.EnvGeneration, envActivated,
+			protocol.EnvListenPID, protocol.EnvListenFDs, protocol.EnvListenFDNames, "WATCHDOG_PID":
 			continue
 		}
 		out = append(out, kv)
 	}
 	return append(out,
-		order.EnvOrder+"="+m.String(),
-		order.EnvParentPID+"="+strconv.Itoa(pid),
-		order.EnvGeneration+"="+strconv.Itoa(gen),
+		protocol.EnvOrder+"="+m.String(),
+		protocol.EnvParentPID+"="+strconv.Itoa(pid),
+		protocol.EnvGeneration+"="+strconv.Itoa(gen),
 	)
 }
 

@@ -14,11 +14,12 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/handoff-go/handoff/hijack"
+	"github.com/handoff-go/handoff/internal/hijack"
+	"github.com/handoff-go/handoff/internal/listen"
 	"github.com/handoff-go/handoff/internal/osx"
+	"github.com/handoff-go/handoff/internal/protocol"
+	"github.com/handoff-go/handoff/internal/signals"
 	"github.com/handoff-go/handoff/listeners"
-	"github.com/handoff-go/handoff/order"
-	"github.com/handoff-go/handoff/signals"
 )
 
 type phase int
@@ -33,7 +34,7 @@ const (
 // decl is a listener as declared by Listen.
 type decl struct {
 	name, addr string
-	spec       *listeners.Spec
+	spec       *listen.Spec
 }
 
 // Server runs named listeners and hands them to a new copy of the program
@@ -123,7 +124,7 @@ func (s *Server) Listen(name, addr string, opts ...listeners.Option) *Server {
 		s.log.Error().Str("listener", name).Msg("Listen called after Serve; ignored")
 		return s
 	}
-	if err := order.CheckName(name); err != nil {
+	if err := protocol.CheckName(name); err != nil {
 		s.errs = append(s.errs, fmt.Errorf("server: listener %q: %w", name, err))
 		return s
 	}
@@ -133,11 +134,11 @@ func (s *Server) Listen(name, addr string, opts ...listeners.Option) *Server {
 			return s
 		}
 	}
-	if err := listeners.CheckAddr(addr); err != nil {
+	if err := listen.CheckAddr(addr); err != nil {
 		s.errs = append(s.errs, fmt.Errorf("server: listener %q: bad address %q: %w", name, addr, err))
 		return s
 	}
-	spec, err := listeners.Build(opts...)
+	spec, err := listen.Build(opts...)
 	if err != nil {
 		s.errs = append(s.errs, fmt.Errorf("server: listener %q: %w", name, err))
 		return s

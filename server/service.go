@@ -12,28 +12,29 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/handoff-go/handoff/internal/listen"
+
 	"github.com/rs/zerolog"
 
-	"github.com/handoff-go/handoff/hijack"
 	"github.com/handoff-go/handoff/internal/h2drain"
-	"github.com/handoff-go/handoff/listeners"
-	"github.com/handoff-go/handoff/tlsreload"
+	"github.com/handoff-go/handoff/internal/hijack"
+	"github.com/handoff-go/handoff/internal/tlsreload"
 )
 
 // service is one named listener being served.
 type service struct {
 	name, addr string
-	spec       *listeners.Spec
+	spec       *listen.Spec
 	raw        net.Listener // the socket, exported on restart
 	inherited  bool
 	log        zerolog.Logger
-	tracker    *listeners.Tracker
+	tracker    *listen.Tracker
 	ln         net.Listener // tracked, TLS-wrapped if need be
 	certs      *tlsreload.Reloader
 
 	hs      *http.Server
 	h2      *h2drain.Set // HTTP/2 connections, nil if none can be
-	handler listeners.TCPHandler
+	handler func(context.Context, net.Conn)
 	active  atomic.Int64 // TCP handlers running
 
 	drainCtx    context.Context // TCP handlers; cancelled when a drain starts
@@ -55,11 +56,11 @@ func (s *Server) newService(d decl, raw net.Listener, inherited bool) (*service,
 	svc.drainCtx, svc.drainCancel = context.WithCancelCause(svc.baseCtx)
 
 	initial := http.StateNew
-	if d.spec.Kind == listeners.KindTCP {
+	if d.spec.Kind == listen.KindTCP {
 		initial = http.StateActive
 	}
-	svc.tracker = listeners.NewTracker(initial)
-	svc.tracker.OnHijack = func(c *listeners.Conn) func() { return s.hj.Add(c) }
+	svc.tracker = listen.NewTracker(initial)
+	svc.tracker.OnHijack = func(c *listen.Conn) func() { return s.hj.Add(c) }
 	svc.ln = svc.tracker.Listen(raw)
 
 	var tlsCfg *tls.Config
@@ -71,7 +72,7 @@ func (s *Server) newService(d decl, raw net.Listener, inherited bool) (*service,
 		}
 	}
 	switch d.spec.Kind {
-	case listeners.KindTCP:
+	case listen.KindTCP:
 		svc.handler = d.spec.TCP
 	default:
 		svc.buildHTTP(s, tlsCfg)
@@ -93,7 +94,7 @@ func (svc *service) tlsConfig() (*tls.Config, error) {
 	if base.MinVersion == 0 {
 		base.MinVersion = tls.VersionTLS12
 	}
-	if svc.spec.Kind == listeners.KindHTTP && len(base.NextProtos) == 0 {
+	if svc.spec.Kind == listen.KindHTTP && len(base.NextProtos) == 0 {
 		base.NextProtos = []string{"h2", "http/1.1"}
 	}
 	if len(svc.spec.Certs) == 0 {

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/handoff-go/handoff/tlsreload"
 )
 
 // Stats is a snapshot of a server.
@@ -39,7 +37,17 @@ type ListenerStats struct {
 	// CertExpiry is the earliest expiry of the listener's file-based
 	// certificates; Certs describes each.
 	CertExpiry time.Time
-	Certs      []tlsreload.Info
+	Certs      []CertInfo
+}
+
+// CertInfo describes a certificate a listener serves from files.
+type CertInfo struct {
+	CertFile  string
+	Subject   string
+	DNSNames  []string
+	Serial    string // hexadecimal
+	NotBefore time.Time
+	NotAfter  time.Time
 }
 
 // Stats returns a snapshot of the server.
@@ -67,7 +75,9 @@ func (s *Server) Stats() Stats {
 			Active:    svc.open(),
 		}
 		if svc.certs != nil {
-			ls.Certs = svc.certs.Info()
+			for _, in := range svc.certs.Info() {
+				ls.Certs = append(ls.Certs, CertInfo(in))
+			}
 			for _, c := range ls.Certs {
 				if ls.CertExpiry.IsZero() || c.NotAfter.Before(ls.CertExpiry) {
 					ls.CertExpiry = c.NotAfter

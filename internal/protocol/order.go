@@ -15,7 +15,7 @@
 //   - a name is 1 to 64 bytes of ASCII letters, digits, '.', '_' and '-';
 //   - the list is comma separated, with no empty item and no duplicate;
 //   - at most MaxNames names.
-package order
+package protocol
 
 import (
 	"errors"

@@ -1,6 +1,6 @@
 //go:build windows
 
-package listeners
+package listen
 
 import (
 	"fmt"

@@ -1,6 +1,6 @@
 //go:build unix
 
-package listeners
+package listen
 
 import (
 	"errors"

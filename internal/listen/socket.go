@@ -1,4 +1,4 @@
-package listeners
+package listen
 
 import (
 	"context"

@@ -1,0 +1,104 @@
+// Package listen is the listener plumbing of the server: what a listener
+// is (Spec, built from the public listeners options), binding, inheriting
+// and exporting sockets, and tracking every accepted connection so a drain
+// knows what is still open.
+package listen
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+)
+
+// Kind is what a listener serves.
+type Kind int
+
+// The kinds of listener.
+const (
+	KindHTTP Kind = iota // HTTP/1.1, and HTTP/2 over TLS or cleartext
+	KindTCP              // a raw stream handler
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindHTTP:
+		return "http"
+	case KindTCP:
+		return "tcp"
+	}
+	return fmt.Sprintf("Kind(%d)", int(k))
+}
+
+// CertPair names a certificate file and its key file, both PEM.
+type CertPair struct{ CertFile, KeyFile string }
+
+// Spec is the description of a listener that the listeners options build.
+type Spec struct {
+	Kind Kind
+	// Handler serves an HTTP listener; nil means the server's handler.
+	Handler http.Handler
+	// TCP serves a TCP listener.
+	TCP func(ctx context.Context, c net.Conn)
+	// TLSConfig, when set, wraps the listener in TLS with a clone of it.
+	TLSConfig *tls.Config
+	// Certs are certificate files, reloaded in place; with several, the
+	// one matching the client's server name (SNI) is served.
+	Certs []CertPair
+	// ClientCAFile, when set, asks for and verifies client certificates
+	// against this PEM bundle, reloaded with the certificates.
+	ClientCAFile string
+	// H2C serves HTTP/2 without TLS to clients that know it (prior
+	// knowledge).
+	H2C bool
+	// Configure edits each listener's http.Server before it serves.
+	Configure []func(*http.Server)
+
+	kindSet bool
+	errs    []error
+}
+
+// TLS reports whether the listener speaks TLS.
+func (s *Spec) TLS() bool { return s.TLSConfig != nil || len(s.Certs) > 0 }
+
+// SetKind sets the kind, noting a conflict with one set before.
+func (s *Spec) SetKind(k Kind) {
+	if s.kindSet && s.Kind != k {
+		s.Fail(fmt.Errorf("listeners: both %s and %s given", s.Kind, k))
+	}
+	s.Kind, s.kindSet = k, true
+}
+
+// Fail records an error that Build returns.
+func (s *Spec) Fail(err error) { s.errs = append(s.errs, err) }
+
+// Build applies opts and checks that they fit together.
+func Build[O ~func(*Spec)](opts ...O) (*Spec, error) {
+	s := &Spec{Kind: KindHTTP}
+	for _, o := range opts {
+		if o != nil {
+			o(s)
+		}
+	}
+	if c := s.TLSConfig; c != nil && len(c.Certificates) == 0 && c.GetCertificate == nil && c.GetConfigForClient == nil {
+		s.Fail(errors.New("listeners: TLS config has no certificate (set Certificates, GetCertificate or GetConfigForClient, or use TLSFiles)"))
+	}
+	if s.TLSConfig != nil && len(s.Certs) > 0 {
+		s.Fail(errors.New("listeners: TLS and TLSFiles are exclusive"))
+	}
+	if s.ClientCAFile != "" && len(s.Certs) == 0 {
+		s.Fail(errors.New("listeners: ClientCAs needs TLSFiles"))
+	}
+	if s.H2C && (s.TLS() || s.Kind != KindHTTP) {
+		s.Fail(errors.New("listeners: H2C is for cleartext HTTP listeners"))
+	}
+	if s.Kind == KindTCP && (s.H2C || len(s.Configure) > 0) {
+		s.Fail(errors.New("listeners: HTTP options on a TCP listener"))
+	}
+	if err := errors.Join(s.errs...); err != nil {
+		return nil, err
+	}
+	return s, nil
+}

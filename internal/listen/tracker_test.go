@@ -1,0 +1,206 @@
+package listen
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+)
+
+func TestCheckAddr(t *testing.T) {
+	for addr, ok := range map[string]bool{
+		":8080": true, "127.0.0.1:0": true, "[::1]:443": true, "localhost:http": true, "example.com:80": true,
+		"": false, "8080": false, "127.0.0.1": false, ":70000": false, ":-1": false, "a b:80": false, ":nosuchservice": false,
+	} {
+		if err := CheckAddr(addr); (err == nil) != ok {
+			t.Errorf("CheckAddr(%q) = %v, want ok=%v", addr, err, ok)
+		}
+	}
+}
+
+func TestSameAddr(t *testing.T) {
+	any4 := &net.TCPAddr{IP: net.IPv4zero, Port: 8080}
+	any6 := &net.TCPAddr{IP: net.IPv6unspecified, Port: 8080}
+	lo := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}
+	tests := []struct {
+		want string
+		got  net.Addr
+		same bool
+	}{
+		{":8080", any4, true},
+		{":8080", any6, true},
+		{":8080", lo, false},
+		{"0.0.0.0:8080", any6, true},
+		{"127.0.0.1:8080", lo, true},
+		{"127.0.0.1:8080", any4, false},
+		{"127.0.0.1:8081", lo, false},
+		{"127.0.0.1:0", lo, true},
+		{"localhost:8080", lo, true},
+		{"127.0.0.1:http-alt", lo, true},
+		{"garbage", lo, false},
+		{":8080", &net.UnixAddr{Name: "/x", Net: "unix"}, false},
+	}
+	for _, tt := range tests {
+		if got := SameAddr(tt.want, tt.got); got != tt.same {
+			t.Errorf("SameAddr(%q, %v) = %v, want %v", tt.want, tt.got, got, tt.same)
+		}
+	}
+}
+
+// serveConns accepts on a tracked listener and runs fn on each conn.
+func trackedPair(t *testing.T, initial http.ConnState) (*Tracker, *Conn, net.Conn) {
+	t.Helper()
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := NewTracker(initial)
+	ln := tr.Listen(raw)
+	t.Cleanup(func() { ln.Close() })
+	client, err := net.Dial("tcp", raw.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	sc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sc.Close() })
+	return tr, sc.(*Conn), client
+}
+
+func TestSweepClosesQuietIdleConnections(t *testing.T) {
+	const grace, fin = time.Second, time.Second
+	tr, c, client := trackedPair(t, http.StateNew)
+	tr.ConnState(c, http.StateIdle)
+	t0 := time.Now()
+	if n := tr.Sweep(t0, grace, fin); n != 1 {
+		t.Fatalf("open = %d, want 1", n)
+	}
+	// Not yet: the grace period runs from the first sweep that saw it idle.
+	tr.Sweep(t0.Add(grace/2), grace, fin)
+	client.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := client.Read(make([]byte, 1)); !isTimeout(err) {
+		t.Fatalf("closed before the grace period: %v", err)
+	}
+	// After it: half-closed, the client reads a clean end of stream.
+	tr.Sweep(t0.Add(grace), grace, fin)
+	client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := client.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("after grace: %v, want EOF", err)
+	}
+	if tr.Len() != 1 {
+		t.Fatal("a half-closed connection is still open until finWait")
+	}
+	tr.Sweep(t0.Add(grace+fin), grace, fin)
+	if n := tr.Len(); n != 0 {
+		t.Fatalf("%d open after finWait, want 0", n)
+	}
+}
+
+func TestSweepSparesBusyConnections(t *testing.T) {
+	const grace = time.Second
+	t0 := time.Now()
+	t.Run("active", func(t *testing.T) {
+		tr, c, _ := trackedPair(t, http.StateNew)
+		tr.ConnState(c, http.StateActive)
+		for i := range 5 {
+			tr.Sweep(t0.Add(time.Duration(i)*grace), grace, grace)
+		}
+		if tr.Len() != 1 {
+			t.Fatal("an active connection was closed")
+		}
+	})
+	t.Run("http2", func(t *testing.T) {
+		tr, c, _ := trackedPair(t, http.StateNew)
+		tr.ConnState(c, http.StateIdle)
+		tr.MarkHTTP2(c)
+		for i := range 5 {
+			tr.Sweep(t0.Add(time.Duration(i)*grace), grace, grace)
+		}
+		if tr.Len() != 1 {
+			t.Fatal("an HTTP/2 connection was closed by the sweep")
+		}
+	})
+	t.Run("bytes waiting", func(t *testing.T) {
+		tr, c, client := trackedPair(t, http.StateNew)
+		tr.ConnState(c, http.StateIdle)
+		tr.Sweep(t0, grace, grace)
+		// A request arrives and waits unread in the kernel.
+		io.WriteString(client, "GET / HTTP/1.1\r\n")
+		deadline := time.Now().Add(5 * time.Second)
+		for pending(c.Conn) == 0 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		tr.Sweep(t0.Add(2*grace), grace, grace)
+		if tr.Len() != 1 {
+			t.Fatal("closed a connection with a request waiting")
+		}
+	})
+	t.Run("reading", func(t *testing.T) {
+		tr, c, client := trackedPair(t, http.StateNew)
+		tr.ConnState(c, http.StateIdle)
+		tr.Sweep(t0, grace, grace)
+		io.WriteString(client, "x")
+		c.Read(make([]byte, 1)) // consumed: no bytes waiting, but activity
+		tr.Sweep(t0.Add(grace), grace, grace)
+		if tr.Len() != 1 {
+			t.Fatal("closed a connection that just read")
+		}
+		tr.Sweep(t0.Add(2*grace), grace, grace)
+		client.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := client.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("once quiet again: %v, want EOF", err)
+		}
+	})
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func TestHijackHandsTheConnectionOver(t *testing.T) {
+	tr, c, _ := trackedPair(t, http.StateNew)
+	released := 0
+	tr.OnHijack = func(got *Conn) func() {
+		if got != c {
+			t.Errorf("OnHijack got %p, want %p", got, c)
+		}
+		return func() { released++ }
+	}
+	tr.ConnState(c, http.StateHijacked)
+	if tr.Len() != 0 {
+		t.Fatal("the tracker still counts a hijacked connection")
+	}
+	c.Close()
+	c.Close()
+	if released != 1 {
+		t.Fatalf("release called %d times, want 1", released)
+	}
+}
+
+func TestCloseAll(t *testing.T) {
+	tr, _, client := trackedPair(t, http.StateActive)
+	if n := tr.CloseAll(); n != 1 {
+		t.Fatalf("CloseAll = %d, want 1", n)
+	}
+	client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := client.Read(make([]byte, 1)); err == nil {
+		t.Fatal("connection still open")
+	}
+	if tr.Len() != 0 {
+		t.Fatal("tracker not empty")
+	}
+}
+
+func TestUnwrap(t *testing.T) {
+	c := &Conn{}
+	if Unwrap(c) != c || Unwrap(tls.Server(c, &tls.Config{})) != c || Unwrap(&net.TCPConn{}) != nil || Unwrap(nil) != nil {
+		t.Fatal("Unwrap does not find the tracked connection")
+	}
+}
