@@ -8,11 +8,6 @@ import (
 	"github.com/handoff-go/handoff/internal/protocol"
 )
 
-// envActivated names, for a handoff child, the listeners whose sockets
-// came from the service manager: their address is the manager's to
-// decide, so a child keeps them whatever address it declares.
-const envActivated = "HANDOFF_ACTIVATED"
-
 // adoptActivation takes the sockets systemd (or any manager speaking
 // sd_listen_fds(3)) passed, when LISTEN_PID names this process: by name
 // when LISTEN_FDNAMES names a declared listener, else in order. The

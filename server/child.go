@@ -12,9 +12,6 @@ import (
 	"github.com/handoff-go/handoff/internal/protocol"
 )
 
-// readyMessage is what a child writes on the readiness pipe.
-const readyMessage = "ready"
-
 // adopt takes the listeners a parent passed, if the environment says this
 // process is the child of a restart. It always unsets the variables, so
 // the program's own subprocesses never see them.
@@ -28,8 +25,8 @@ func (s *Server) adopt() (map[string]net.Listener, *os.File, int, error) {
 	manifest, hasOrder := s.sys.LookupEnv(protocol.EnvOrder)
 	ppidVal, _ := s.sys.LookupEnv(protocol.EnvParentPID)
 	genVal, _ := s.sys.LookupEnv(protocol.EnvGeneration)
-	activated, _ := s.sys.LookupEnv(envActivated)
-	for _, k := range []string{protocol.EnvOrder, protocol.EnvParentPID, protocol.EnvGeneration, envActivated} {
+	activated, _ := s.sys.LookupEnv(protocol.EnvActivated)
+	for _, k := range protocol.Handoff {
 		s.sys.Unsetenv(k)
 	}
 	if !hasOrder {
@@ -224,7 +221,7 @@ func declared(decls []decl, name string) bool {
 // signalReady tells the parent that every listener serves.
 func (s *Server) signalReady(ready *os.File) {
 	defer ready.Close()
-	if _, err := ready.Write([]byte(readyMessage)); err != nil {
+	if _, err := ready.Write([]byte(protocol.ReadyMessage)); err != nil {
 		s.log.Warn().Err(err).Msg("cannot tell the parent this process is ready; serving anyway")
 		return
 	}

@@ -248,8 +248,8 @@ func TestChildAdoptsListeners(t *testing.T) {
 	if run.code != 0 {
 		t.Fatalf("child exited %d:\n%s", run.code, run.stderr)
 	}
-	if run.ready != readyMessage {
-		t.Fatalf("readiness pipe said %q, want %q", run.ready, readyMessage)
+	if run.ready != protocol.ReadyMessage {
+		t.Fatalf("readiness pipe said %q, want %q", run.ready, protocol.ReadyMessage)
 	}
 	st := run.report.Stats
 	if st.Generation != 1 {
@@ -434,7 +434,7 @@ func TestHandoffChildLeavesThePIDFileToItsParent(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	env["HANDOFF_TEST_PIDFILE"] = pidFile
 	run := runAdoption(t, "api=127.0.0.1:0", env, sock)
-	if run.code != 0 || run.ready != readyMessage {
+	if run.code != 0 || run.ready != protocol.ReadyMessage {
 		t.Fatalf("exit %d, ready %q:\n%s", run.code, run.ready, run.stderr)
 	}
 	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {

@@ -3,6 +3,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/handoff-go/handoff/internal/osx"
+	"github.com/handoff-go/handoff/internal/protocol"
 )
 
 // Master mode keeps one pid for the life of the service. The first process
@@ -22,12 +24,17 @@ import (
 // follows one pid sees the master throughout. The master waits for its own
 // workers only; as PID 1 it also reaps every orphan, as an init must.
 
-// envMasterPID tells a worker which master started it.
-const envMasterPID = "HANDOFF_MASTER_PID"
+// Timings of a master; tests shorten them.
+type masterTimings struct {
+	// killSlack is how long past its own shutdown delay and hammer time a
+	// worker may take to exit before its master kills it.
+	killSlack time.Duration
+	// reapEvery is how often the reaper looks, besides on SIGCHLD, which
+	// coalesces.
+	reapEvery time.Duration
+}
 
-// killSlack is how long past its own hammer time a worker may take to exit
-// before its master kills it.
-const killSlack = 10 * time.Second
+var defaultMasterTimings = masterTimings{killSlack: 10 * time.Second, reapEvery: time.Second}
 
 // masterMode reports whether this process is a master: asked to be, or
 // PID 1; a worker never is.
@@ -40,11 +47,11 @@ func (s *Server) masterMode() bool {
 
 // detectMaster recognises a worker started by a master.
 func (s *Server) detectMaster() {
-	v, ok := s.sys.LookupEnv(envMasterPID)
+	v, ok := s.sys.LookupEnv(protocol.EnvMasterPID)
 	if !ok {
 		return
 	}
-	s.sys.Unsetenv(envMasterPID)
+	s.sys.Unsetenv(protocol.EnvMasterPID)
 	if pid, err := strconv.Atoi(v); err == nil && pid == s.sys.Getppid() {
 		s.masterPID = pid
 	}
@@ -102,6 +109,7 @@ func (w *worker) Kill() error { return w.Signal(os.Kill) }
 
 // master is the state of a master process.
 type master struct {
+	masterTimings
 	s     *Server
 	socks []socket
 	init  bool // PID 1: reaps orphans too
@@ -132,7 +140,7 @@ func (s *Server) serveMaster() error {
 		s.stop()
 		return err
 	}
-	m := &master{s: s, init: s.sys.Getpid() == 1, workers: map[int]*worker{},
+	m := &master{s: s, masterTimings: s.masterTimings, init: s.sys.Getpid() == 1, workers: map[int]*worker{},
 		exits: make(chan *worker, 8), poke: make(chan struct{}, 1)}
 	for _, c := range picked {
 		m.socks = append(m.socks, socket{c.decl.name, c.ln})
@@ -195,7 +203,7 @@ func (m *master) run() error {
 				s.log.Info().Int("worker", w.Pid()).Msg("stopping the worker")
 				w.Signal(syscall.SIGTERM)
 			}
-			kill = time.After(s.cfg.shutdownDelay + s.cfg.hammerTime + killSlack)
+			kill = time.After(s.cfg.shutdownDelay + s.cfg.hammerTime + m.killSlack)
 		case <-kill:
 			kill = nil
 			for _, w := range m.all() {
@@ -220,7 +228,7 @@ func (m *master) run() error {
 			if n := m.live(); n > 0 {
 				s.log.Info().Int("workers", n).Msg("waiting for replaced workers to finish draining")
 				if kill == nil {
-					kill = time.After(s.cfg.hammerTime + killSlack)
+					kill = time.After(s.cfg.hammerTime + m.killSlack)
 				}
 			}
 		}
@@ -259,8 +267,8 @@ func (m *master) start() (*worker, *os.File, error) {
 	m.mu.Lock()
 	m.gen++
 	p, ready, err := m.s.startChild(m.socks, m.gen,
-		[]string{envMasterPID + "=" + strconv.Itoa(m.s.sys.Getpid())},
-		[]string{envNotifySocket, "WATCHDOG_USEC", "WATCHDOG_PID"})
+		[]string{protocol.EnvMasterPID + "=" + strconv.Itoa(m.s.sys.Getpid())},
+		[]string{protocol.EnvNotifySocket, protocol.EnvWatchdogUSec, protocol.EnvWatchdogPID})
 	if err != nil {
 		m.mu.Unlock()
 		return nil, nil, err
@@ -325,6 +333,18 @@ const (
 	sigHammer   = syscall.SIGUSR2
 )
 
+// forwardAll sends sig to every worker, replaced ones still draining
+// included.
+func (m *master) forwardAll(sig syscall.Signal) error {
+	var errs []error
+	for _, w := range m.all() {
+		if err := w.Signal(sig); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // forward sends sig to the current worker.
 func (m *master) forward(sig syscall.Signal) error {
 	w := m.worker()
@@ -338,7 +358,7 @@ func (m *master) forward(sig syscall.Signal) error {
 // only, so the program's other children keep their statuses for whoever
 // waits for them; as PID 1 it reaps every child, orphans included.
 func (m *master) reap(sigchld <-chan os.Signal, done <-chan struct{}) {
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(m.reapEvery)
 	defer tick.Stop()
 	for {
 		for _, w := range m.reapOnce() {

@@ -17,7 +17,8 @@ type master struct{}
 
 func (m *master) restart() error { return errMasterUnsupported }
 
-func (m *master) forward(sigNone) error { return errMasterUnsupported }
+func (m *master) forward(sigNone) error    { return errMasterUnsupported }
+func (m *master) forwardAll(sigNone) error { return errMasterUnsupported }
 
 type sigNone int
 
@@ -25,3 +26,7 @@ const (
 	sigReload sigNone = iota
 	sigHammer
 )
+
+type masterTimings struct{}
+
+var defaultMasterTimings masterTimings

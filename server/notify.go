@@ -1,30 +1,17 @@
 package server
 
 import (
-	"net"
 	"strings"
 	"time"
+
+	"github.com/handoff-go/handoff/internal/protocol"
+	"github.com/handoff-go/handoff/internal/sdnotify"
 )
-
-// sd_notify(3), written by hand: one datagram per message to the socket
-// named by NOTIFY_SOCKET ("@name" for the abstract namespace).
-
-const envNotifySocket = "NOTIFY_SOCKET"
 
 // notify sends state to the service manager, if there is one.
 func (s *Server) notify(state ...string) {
-	if s.notifySocket == "" {
-		return
-	}
-	msg := strings.Join(state, "\n")
-	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: s.notifySocket, Net: "unixgram"})
-	if err == nil {
-		c.SetWriteDeadline(time.Now().Add(time.Second))
-		_, err = c.Write([]byte(msg))
-		c.Close()
-	}
-	if err != nil {
-		s.log.Warn().Err(err).Str("state", msg).Msg("cannot notify the service manager")
+	if err := s.notifier.Send(state...); err != nil {
+		s.log.Warn().Err(err).Str("state", strings.Join(state, "\n")).Msg("cannot notify the service manager")
 	}
 }
 
@@ -35,7 +22,22 @@ func (s *Server) notifyStopping(reason string) {
 	}
 }
 
-// watchdog pings the service manager every half WATCHDOG_USEC until done.
+// watchdogInterval is half of WATCHDOG_USEC when the service manager
+// expects pings from this process, else 0.
+func (s *Server) watchdogInterval() time.Duration {
+	if !s.notifier.Enabled() {
+		return 0
+	}
+	usec, _ := s.sys.LookupEnv(protocol.EnvWatchdogUSec)
+	pid, _ := s.sys.LookupEnv(protocol.EnvWatchdogPID)
+	every, err := sdnotify.WatchdogInterval(usec, pid, s.sys.Getpid())
+	if err != nil {
+		s.log.Warn().Err(err).Msg("ignoring the watchdog interval")
+	}
+	return every
+}
+
+// watchdog pings the service manager every interval until done.
 func (s *Server) watchdog(every time.Duration, done <-chan struct{}) {
 	t := time.NewTicker(every)
 	defer t.Stop()

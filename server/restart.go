@@ -190,7 +190,7 @@ func (s *Server) startChild(socks []socket, gen int, extra, drop []string) (osx.
 		}
 	}
 	if len(activated) > 0 {
-		env = append(env, envActivated+"="+strings.Join(activated, ","))
+		env = append(env, protocol.EnvActivated+"="+strings.Join(activated, ","))
 	}
 	p, err := s.sys.Start(exe, s.args, env, dir, files)
 	if err != nil {
@@ -222,8 +222,8 @@ func childEnv(env []string, m protocol.Manifest, pid, gen int) []string {
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
-		case protocol.EnvOrder, protocol.EnvParentPID, protocol.EnvGeneration, envActivated,
-			protocol.EnvListenPID, protocol.EnvListenFDs, protocol.EnvListenFDNames, "WATCHDOG_PID":
+		case protocol.EnvOrder, protocol.EnvParentPID, protocol.EnvGeneration, protocol.EnvActivated,
+			protocol.EnvListenPID, protocol.EnvListenFDs, protocol.EnvListenFDNames, protocol.EnvWatchdogPID:
 			continue
 		}
 		out = append(out, kv)
@@ -244,9 +244,9 @@ func childEnv(env []string, m protocol.Manifest, pid, gen int) []string {
 func (s *Server) awaitReady(child osx.Process, ready *os.File) error {
 	got := make(chan error, 1)
 	go func() {
-		buf := make([]byte, len(readyMessage))
+		buf := make([]byte, len(protocol.ReadyMessage))
 		_, err := io.ReadFull(ready, buf)
-		if err == nil && string(buf) != readyMessage {
+		if err == nil && string(buf) != protocol.ReadyMessage {
 			err = fmt.Errorf("unexpected readiness message %q", buf)
 		}
 		got <- err

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/handoff-go/handoff/internal/osx"
+	"github.com/handoff-go/handoff/internal/protocol"
 )
 
 // behaviour is what a fake child does once started.
@@ -42,6 +44,8 @@ type fakeChild struct {
 	killed  bool
 	reaped  bool
 	signals []os.Signal
+	obeys   bool // exits (status 0) on SIGTERM, SIGINT and SIGWINCH, as a worker does
+	polls   atomic.Int64
 }
 
 func (c *fakeChild) Pid() int { return c.pid }
@@ -59,13 +63,27 @@ func (c *fakeChild) Kill() error {
 }
 
 func (c *fakeChild) Signal(sig os.Signal) error {
+	if sig == os.Kill {
+		return c.Kill()
+	}
 	c.mu.Lock()
 	c.signals = append(c.signals, sig)
+	obeys := c.obeys
 	c.mu.Unlock()
+	if obeys && (sig == syscall.SIGTERM || sig == syscall.SIGINT || sig == syscall.SIGWINCH) {
+		c.end(nil)
+	}
 	return nil
 }
 
+func (c *fakeChild) got() []os.Signal {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]os.Signal(nil), c.signals...)
+}
+
 func (c *fakeChild) Poll() (bool, error) {
+	c.polls.Add(1)
 	select {
 	case <-c.exited:
 		return true, c.Wait()
@@ -90,6 +108,7 @@ type fakeOS struct {
 	env      map[string]string
 	ppid     int
 	next     behaviour
+	obey     bool // children exit when told to stop
 	startErr error
 	children []*fakeChild
 	envs     [][]string
@@ -145,13 +164,13 @@ func (f *fakeOS) start(exe string, argv, env []string, dir string, files []*os.F
 		return nil, err
 	}
 	w := os.NewFile(uintptr(wfd), "ready-w")
-	c := &fakeChild{pid: 100000 + len(f.children), exited: make(chan struct{})}
+	c := &fakeChild{pid: 100000 + len(f.children), exited: make(chan struct{}), obeys: f.obey}
 	f.children = append(f.children, c)
 	f.envs = append(f.envs, env)
 	f.fdKinds = append(f.fdKinds, kinds)
 	switch f.next {
 	case childReady:
-		w.Write([]byte(readyMessage))
+		w.Write([]byte(protocol.ReadyMessage))
 		w.Close()
 	case childExit:
 		w.Close()

@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/rs/zerolog"
 
@@ -18,6 +16,7 @@ import (
 	"github.com/handoff-go/handoff/internal/listen"
 	"github.com/handoff-go/handoff/internal/osx"
 	"github.com/handoff-go/handoff/internal/protocol"
+	"github.com/handoff-go/handoff/internal/sdnotify"
 	"github.com/handoff-go/handoff/internal/signals"
 	"github.com/handoff-go/handoff/listeners"
 )
@@ -49,10 +48,10 @@ type Server struct {
 	dir    string        // the working directory at start, for a restart's child
 	again  chan struct{} // a second stop signal ends the shutdown delay
 
-	notifySocket string
-	masterPID    int             // in a worker: the master that started it
-	master       *master         // in a master: its state
-	activated    map[string]bool // listeners adopted from socket activation
+	notifier  sdnotify.Notifier
+	masterPID int             // in a worker: the master that started it
+	master    *master         // in a master: its state
+	activated map[string]bool // listeners adopted from socket activation
 
 	decls []decl
 	errs  []error
@@ -76,6 +75,8 @@ type Server struct {
 	drained    chan struct{} // closed when the drain is over
 	hammerCh   chan struct{} // closed by Hammer
 	hammerOnce sync.Once
+
+	masterTimings masterTimings
 }
 
 // New returns a server configured by opts. Option errors are reported by
@@ -92,22 +93,24 @@ func newServer(sys *osx.OS, opts ...Option) *Server {
 		}
 	}
 	s := &Server{
-		cfg:       cfg,
-		sys:       sys,
-		router:    signals.NewRouter(cfg.source),
-		args:      append([]string(nil), os.Args...),
-		serving:   make(chan struct{}),
-		again:     make(chan struct{}, 1),
-		activated: map[string]bool{},
-		quit:      make(chan struct{}),
-		drained:   make(chan struct{}),
-		hammerCh:  make(chan struct{}),
+		masterTimings: defaultMasterTimings,
+		cfg:           cfg,
+		sys:           sys,
+		router:        signals.NewRouter(cfg.source),
+		args:          append([]string(nil), os.Args...),
+		serving:       make(chan struct{}),
+		again:         make(chan struct{}, 1),
+		activated:     map[string]bool{},
+		quit:          make(chan struct{}),
+		drained:       make(chan struct{}),
+		hammerCh:      make(chan struct{}),
 	}
 	s.log = cfg.log.With().Int("pid", sys.Getpid()).Logger()
 	// Resolved now: the directory may be gone by the time of a restart.
 	s.dir, _ = sys.Getwd()
 	// Read once, before any goroutine can send a notification.
-	s.notifySocket, _ = sys.LookupEnv(envNotifySocket)
+	socket, _ := sys.LookupEnv(protocol.EnvNotifySocket)
+	s.notifier = sdnotify.New(socket)
 	s.routeSignals()
 	return s
 }
@@ -364,7 +367,7 @@ func (s *Server) Hammer() error {
 	m := s.master
 	s.mu.Unlock()
 	if m != nil {
-		return m.forward(sigHammer)
+		return m.forwardAll(sigHammer)
 	}
 	if !s.draining.Load() {
 		s.log.Warn().Msg("hammer requested while not draining; ignored")
@@ -414,22 +417,4 @@ func names(services []*service) []string {
 		out[i] = svc.name
 	}
 	return out
-}
-
-// watchdogInterval is half of WATCHDOG_USEC when the service manager
-// expects pings from this process, else 0.
-func (s *Server) watchdogInterval() time.Duration {
-	usec, ok := s.sys.LookupEnv("WATCHDOG_USEC")
-	if !ok || s.notifySocket == "" {
-		return 0
-	}
-	if pid, ok := s.sys.LookupEnv("WATCHDOG_PID"); ok && pid != strconv.Itoa(s.sys.Getpid()) {
-		return 0
-	}
-	n, err := strconv.ParseInt(usec, 10, 64)
-	if err != nil || n <= 0 {
-		s.log.Warn().Str("WATCHDOG_USEC", usec).Msg("ignoring a malformed watchdog interval")
-		return 0
-	}
-	return time.Duration(n) * time.Microsecond / 2
 }

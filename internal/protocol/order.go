@@ -1,38 +1,9 @@
-// Package order encodes, decodes and validates the manifest that tells a
-// freshly executed process which inherited file descriptor belongs to which
-// named listener.
-//
-// A parent passes its listening sockets to the child as file descriptors
-// 3, 4, 5, … and names them, in the same order, in the environment variable
-// ENDLESS_SOCKET_ORDER ("api,admin,echo" means fd 3 is "api", fd 4 is
-// "admin", fd 5 is "echo"). The variable name is the one fvbock/endless used,
-// so operators who know it find it familiar.
-//
-// The package is pure: it never touches the environment or a descriptor.
-// Parsing is strict, because a manifest that is silently misread hands a
-// socket to the wrong listener:
-//
-//   - a name is 1 to 64 bytes of ASCII letters, digits, '.', '_' and '-';
-//   - the list is comma separated, with no empty item and no duplicate;
-//   - at most MaxNames names.
 package protocol
 
 import (
 	"errors"
 	"fmt"
 	"strings"
-)
-
-// Environment variables of the restart protocol.
-const (
-	// EnvOrder lists the inherited listeners, comma separated, fd FirstFD+i
-	// for the i-th name.
-	EnvOrder = "ENDLESS_SOCKET_ORDER"
-	// EnvParentPID holds the pid of the process that set EnvOrder. A
-	// process adopts the sockets only when it is that process's child.
-	EnvParentPID = "ENDLESS_PARENT_PID"
-	// EnvGeneration counts the restarts that led to the child.
-	EnvGeneration = "ENDLESS_GENERATION"
 )
 
 const (

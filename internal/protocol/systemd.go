@@ -7,13 +7,6 @@ import (
 	"strings"
 )
 
-// Variables of systemd's socket activation (sd_listen_fds(3)).
-const (
-	EnvListenPID     = "LISTEN_PID"
-	EnvListenFDs     = "LISTEN_FDS"
-	EnvListenFDNames = "LISTEN_FDNAMES"
-)
-
 // ErrActivation reports malformed socket-activation variables.
 var ErrActivation = errors.New("order: bad socket activation variables")
 
