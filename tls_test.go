@@ -287,8 +287,16 @@ func TestHTTP2AcrossRestarts(t *testing.T) {
 				results <- p
 			}()
 		}
+		// A client that fails before it has its streams open fails the
+		// test at once instead of leaving it waiting.
 		for _, c := range started {
-			<-c
+			select {
+			case <-c:
+			case err := <-errs:
+				t.Fatalf("round %d: a client failed before the restart: %v", round, err)
+			case <-time.After(30 * time.Second):
+				t.Fatalf("round %d: a client did not open its streams", round)
+			}
 		}
 		s.restart()
 		for range clients {
