@@ -5,6 +5,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -332,6 +333,33 @@ const (
 	sigReload   = syscall.SIGUSR1
 	sigHammer   = syscall.SIGUSR2
 )
+
+// addr is the address of the socket called name, or nil.
+func (m *master) addr(name string) net.Addr {
+	for _, sk := range m.socks {
+		if sk.name == name {
+			return sk.ln.Addr()
+		}
+	}
+	return nil
+}
+
+// stats is the generation of the newest worker and the sockets held.
+func (m *master) stats() (int, []ListenerStats) {
+	var out []ListenerStats
+	for _, sk := range m.socks {
+		ls := ListenerStats{Name: sk.name, Addr: sk.ln.Addr().String()}
+		for _, d := range m.s.decls {
+			if d.name == sk.name {
+				ls.Kind, ls.TLS = d.spec.Kind.String(), d.spec.TLS()
+			}
+		}
+		out = append(out, ls)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.gen, out
+}
 
 // forwardAll sends sig to every worker, replaced ones still draining
 // included.

@@ -74,10 +74,19 @@ func TestMasterReplacesItsWorker(t *testing.T) {
 	if env := f.envs[0]; !slices.Contains(env, "HANDOFF_MASTER_PID="+strconv.Itoa(os.Getpid())) {
 		t.Fatalf("worker env lacks the master's pid: %v", env)
 	}
+	if a := s.Addr("api"); a == nil {
+		t.Fatal("Addr(api) is nil in a master")
+	}
+	if st := s.Stats(); st.Generation != 1 || len(st.Listeners) != 1 || st.Listeners[0].Name != "api" || st.Listeners[0].Kind != "http" {
+		t.Fatalf("master's Stats %+v; want generation 1 and the api socket", st)
+	}
 	if err := s.Restart(); err != nil {
 		t.Fatal(err)
 	}
 	second := f.child(1)
+	if st := s.Stats(); st.Generation != 2 {
+		t.Fatalf("master's generation %d after a restart, want 2", st.Generation)
+	}
 	if got := first.got(); !slices.Equal(got, []os.Signal{sigReplaced}) {
 		t.Fatalf("the replaced worker got %v, want SIGWINCH", got)
 	}

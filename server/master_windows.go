@@ -2,7 +2,10 @@
 
 package server
 
-import "errors"
+import (
+	"errors"
+	"net"
+)
 
 var errMasterUnsupported = errors.New("server: master mode is not supported on Windows")
 
@@ -14,6 +17,9 @@ func (s *Server) serveMaster() error {
 }
 
 type master struct{}
+
+func (m *master) addr(string) net.Addr          { return nil }
+func (m *master) stats() (int, []ListenerStats) { return 0, nil }
 
 func (m *master) restart() error { return errMasterUnsupported }
 

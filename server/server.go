@@ -38,6 +38,19 @@ type decl struct {
 
 // Server runs named listeners and hands them to a new copy of the program
 // on restart. Create one with New; the zero value is not usable.
+//
+// A Server plays one of three roles, chosen when Serve starts:
+//
+//   - a server (the default): it binds or inherits the sockets, serves
+//     them, and on restart starts the new process and hands them over;
+//   - a master (WithMaster, or PID 1): it binds the sockets and serves
+//     through a worker process it starts, replaces it on restart, and keeps
+//     its pid for the life of the service;
+//   - a worker: a process a master started (the program is the same; the
+//     environment says which). It serves like a server, but restarts are
+//     the master's to make.
+//
+// Each method's documentation says what it does in each role.
 type Server struct {
 	cfg    config
 	sys    *osx.OS
@@ -165,6 +178,11 @@ func (s *Server) check() error {
 // fresh), serves until a shutdown or a handoff to a new process, drains,
 // and returns. It returns nil when the server stopped as asked, whether
 // the drain finished by itself or at hammer time.
+//
+// In a master, Serve starts the first worker and returns once the master
+// was asked to stop and every worker has exited (nil), or once its worker
+// died unasked (ErrWorkerExited), so that a supervisor restarts the
+// service.
 func (s *Server) Serve() error {
 	s.mu.Lock()
 	switch s.phase {
@@ -348,7 +366,10 @@ func (s *Server) beginDrain(reason string) bool {
 // Shutdown stops accepting, lets every open connection finish (hammer time
 // still applies), and returns when the drain is over, or ctx.Err() if ctx
 // ends first; the drain goes on. Called before Serve, it makes Serve
-// return ErrClosed.
+// return ErrClosed. It skips the shutdown delay, which is for signals.
+//
+// In a master, it stops the current worker (SIGTERM) and returns once
+// every worker has exited.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.beginDrain("shutdown requested")
 	select {
@@ -362,6 +383,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Hammer ends a drain at once: every connection still open, hijacked ones
 // included, is closed and every handler context is cancelled. Outside a
 // drain it does nothing and returns ErrNotDraining.
+//
+// In a master, it is sent (SIGUSR2) to every worker, so that replaced
+// workers still draining are hammered; a worker that is not draining
+// ignores it.
 func (s *Server) Hammer() error {
 	s.mu.Lock()
 	m := s.master
@@ -380,7 +405,8 @@ func (s *Server) Hammer() error {
 // RegisterOnShutdown registers fn to run, on a goroutine of its own, when
 // a drain starts: after a handoff to a new process and on shutdown.
 // Handlers of hijacked connections (websockets) use it to say goodbye;
-// hijack.Notify(r.Context()) gives the same news as a channel.
+// hijack.Notify(r.Context()) gives the same news as a channel. A master
+// serves no connection and never runs fn; its workers do.
 func (s *Server) RegisterOnShutdown(fn func()) { s.hj.OnShutdown(fn) }
 
 // Handle gives sig the action fn, replacing the default one (nil leaves
@@ -399,7 +425,7 @@ func (s *Server) After(sig os.Signal, fn func()) { s.router.After(sig, fn) }
 func (s *Server) Serving() <-chan struct{} { return s.serving }
 
 // Addr returns the address the listener called name is bound to, once
-// Serve has opened it, or nil.
+// Serve has opened it (in a master: once it has bound it), or nil.
 func (s *Server) Addr(name string) net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -407,6 +433,9 @@ func (s *Server) Addr(name string) net.Addr {
 		if svc.name == name {
 			return svc.raw.Addr()
 		}
+	}
+	if s.master != nil {
+		return s.master.addr(name)
 	}
 	return nil
 }

@@ -50,7 +50,9 @@ type CertInfo struct {
 	NotAfter  time.Time
 }
 
-// Stats returns a snapshot of the server.
+// Stats returns a snapshot of the server. In a master, Listeners names the
+// sockets it holds for its workers (connections are the workers' to
+// count: ask them) and Generation counts the workers it has started.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	st := Stats{
@@ -58,8 +60,11 @@ func (s *Server) Stats() Stats {
 		Generation: s.generation,
 		Restarting: s.restarting,
 	}
-	services := s.services
+	services, m := s.services, s.master
 	s.mu.Unlock()
+	if m != nil {
+		st.Generation, st.Listeners = m.stats()
+	}
 	st.Draining = s.draining.Load()
 	st.InFlight = s.inflight.Load()
 	st.Hijacked = s.hj.Len()
@@ -93,6 +98,9 @@ func (s *Server) Stats() Stats {
 // with listeners.TLSFiles, in this process. A listener whose new files fail
 // a check keeps serving its current certificates; the error names it.
 // SIGUSR1 calls ReloadCerts.
+//
+// In a master, it is sent (SIGUSR1) to the current worker, and returns
+// once sent: the worker logs the outcome.
 func (s *Server) ReloadCerts() error {
 	s.mu.Lock()
 	services := s.services
