@@ -13,8 +13,11 @@ import (
 
 // Inherit adopts descriptor fd, passed by a parent process, as the
 // listener called name. It checks that fd is an open, listening TCP socket
-// (IPv4 or IPv6), marks it close-on-exec, and leaves its non-blocking mode
-// alone. The returned listener owns a duplicate; fd itself is closed.
+// (IPv4 or IPv6) and marks it close-on-exec. The returned listener owns a
+// duplicate; fd itself is closed. The socket ends in non-blocking mode:
+// net.FileListener sets it, as Go's poller needs. The mode belongs to the
+// socket, which parent and child share; a Go parent has it in that mode
+// already, so nothing changes for it.
 func Inherit(fd uintptr, name string) (net.Listener, error) {
 	if err := checkListening(int(fd)); err != nil {
 		return nil, fmt.Errorf("listeners: inherit %q from fd %d: %w", name, fd, err)
