@@ -33,11 +33,15 @@
 //
 // The parent passes each socket as descriptor 3, 4, … with their names in
 // ENDLESS_SOCKET_ORDER, its pid in ENDLESS_PARENT_PID and a readiness pipe
-// after the sockets. The child validates every descriptor, binds afresh any
-// listener it declares that was not passed (or whose address changed),
-// writes the PID file and writes "ready". The parent then drains and
-// returns from Serve. A child that exits, or is not ready within the ready
-// timeout (WithReadyTimeout), is killed and reaped; the parent serves on.
+// after the sockets. The child marks them close-on-exec before the
+// program's code runs, validates every descriptor, binds afresh any
+// listener it declares that was not passed (or whose address changed) and
+// writes "ready". The parent then writes the child's pid into the PID
+// file, drains and returns from Serve. A child that exits, or is not ready
+// within the ready timeout (WithReadyTimeout), is killed and reaped; the
+// parent serves on and the PID file does not change. A child whose parent
+// died during the handshake adopts the sockets and serves. No restart
+// starts once a stop has been asked for.
 //
 // # Drain
 //
@@ -54,9 +58,10 @@
 // systemd: sd_notify (READY, RELOADING, MAINPID of the new process,
 // STOPPING, WATCHDOG) and socket activation. Containers and terminals:
 // WithMaster, chosen by itself as PID 1, keeps one pid and runs the server
-// in a worker it replaces on SIGHUP. Kubernetes: WithShutdownDelay and
-// HealthHandler. See docs/operations.md in the repository for units and
-// manifests.
+// in a worker it replaces on SIGHUP; it waits for every worker before it
+// exits, and reaps children other than its workers only as PID 1.
+// Kubernetes: WithShutdownDelay and HealthHandler. See docs/operations.md
+// in the repository for units and manifests.
 //
 // # Pitfalls
 //

@@ -161,7 +161,7 @@ func (s *Server) serveMaster() error {
 	defer goOwned(func(done <-chan struct{}) { m.reap(sigchld, done) })()
 
 	s.mu.Lock()
-	s.master = m
+	s.master, s.role = m, m
 	s.mu.Unlock()
 	if err := s.writePIDFile(); err != nil {
 		s.stop()
@@ -306,6 +306,13 @@ func (m *master) spawn() error {
 	}
 	return nil
 }
+
+// reloadCerts is ReloadCerts in the master: the current worker reloads.
+func (m *master) reloadCerts() error { return m.forward(sigReload) }
+
+// hammer is Hammer in the master: every worker is told, so that replaced
+// ones still draining are hammered too.
+func (m *master) hammer() error { return m.forwardAll(sigHammer) }
 
 // restart is Restart in the master.
 func (m *master) restart() error {

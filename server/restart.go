@@ -21,26 +21,8 @@ import (
 	"github.com/handoff-go/handoff/internal/protocol"
 )
 
-// Restart runs the program's binary, as it is on disk now, as a child
-// process and hands it every listener. It returns nil once the child has
-// reported that it serves; this process then drains and Serve returns.
-// If the child exits, crashes, or is not ready within the ready timeout,
-// it is killed and reaped, this process goes on serving, and the error
-// says why. Only one restart runs at a time, and none once a stop has been
-// asked for (ErrStopping). SIGHUP calls Restart.
-//
-// In master mode the master replaces its worker the same way; in a worker,
-// Restart asks the master to do it and returns once it has asked.
-func (s *Server) Restart() error {
-	if s.masterPID != 0 {
-		return s.askMaster()
-	}
-	s.mu.Lock()
-	m := s.master
-	s.mu.Unlock()
-	if m != nil {
-		return m.restart()
-	}
+// handOff is Restart in a process that serves its own listeners.
+func (s *Server) handOff() error {
 	if err := s.claimRestart(); err != nil {
 		return err
 	}

@@ -2,8 +2,8 @@
 
 package server
 
-// Restart is not supported on Windows.
-func (s *Server) Restart() error {
+// handOff is not supported on Windows.
+func (s *Server) handOff() error {
 	s.log.Warn().Msg("restart requested; not supported on Windows")
 	return ErrRestartUnsupported
 }

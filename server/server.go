@@ -63,6 +63,7 @@ type Server struct {
 
 	notifier  sdnotify.Notifier
 	masterPID int             // in a worker: the master that started it
+	role      role            // chosen when Serve starts
 	master    *master         // in a master: its state
 	activated map[string]bool // listeners adopted from socket activation
 
@@ -202,11 +203,15 @@ func (s *Server) Serve() error {
 		return err
 	}
 	s.detectMaster()
-	if s.masterPID != 0 {
+	switch {
+	case s.masterPID != 0:
+		s.setRole(workerRole{serverRole{s}})
 		s.routeWorkerSignals()
-	}
-	if s.masterMode() {
+	case s.masterMode():
+		// The master's own role is set once it has bound the sockets.
 		s.routeMasterSignals()
+	default:
+		s.setRole(serverRole{s})
 	}
 	sigCtx, stopSignals := context.WithCancel(context.Background())
 	sigDone := make(chan struct{})
@@ -308,6 +313,12 @@ func (s *Server) Serve() error {
 	}
 }
 
+func (s *Server) setRole(r role) {
+	s.mu.Lock()
+	s.role = r
+	s.mu.Unlock()
+}
+
 // startDir is the directory a restart's child starts in: this process's
 // working directory when it started, or, if that is gone, the current one.
 func (s *Server) startDir() string {
@@ -380,20 +391,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// Hammer ends a drain at once: every connection still open, hijacked ones
-// included, is closed and every handler context is cancelled. Outside a
-// drain it does nothing and returns ErrNotDraining.
-//
-// In a master, it is sent (SIGUSR2) to every worker, so that replaced
-// workers still draining are hammered; a worker that is not draining
-// ignores it.
-func (s *Server) Hammer() error {
-	s.mu.Lock()
-	m := s.master
-	s.mu.Unlock()
-	if m != nil {
-		return m.forwardAll(sigHammer)
-	}
+// hammerOwn is Hammer in a process that serves.
+func (s *Server) hammerOwn() error {
 	if !s.draining.Load() {
 		s.log.Warn().Msg("hammer requested while not draining; ignored")
 		return ErrNotDraining

@@ -16,22 +16,21 @@ func (s *Server) routeSignals() {
 	})
 }
 
-// routeMasterSignals gives a master its actions: SIGHUP replaces the
-// worker, SIGINT and SIGTERM stop it, the others are forwarded to it.
+// routeMasterSignals gives a master its actions where they differ from a
+// server's: SIGINT and SIGTERM stop the worker at once (the worker keeps
+// the shutdown delay), SIGTSTP is forwarded. SIGHUP, SIGUSR1 and SIGUSR2
+// act through the master's role.
 func (s *Server) routeMasterSignals() {
-	s.router.Handle(syscall.SIGHUP, func() { s.Restart() })
 	s.router.Handle(syscall.SIGINT, func() { s.beginDrain("SIGINT") })
 	s.router.Handle(syscall.SIGTERM, func() { s.beginDrain("SIGTERM") })
-	for _, sig := range []syscall.Signal{syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTSTP} {
-		s.router.Handle(sig, func() {
-			s.mu.Lock()
-			m := s.master
-			s.mu.Unlock()
-			if m != nil {
-				m.forward(sig)
-			}
-		})
-	}
+	s.router.Handle(syscall.SIGTSTP, func() {
+		s.mu.Lock()
+		m := s.master
+		s.mu.Unlock()
+		if m != nil {
+			m.forward(syscall.SIGTSTP)
+		}
+	})
 }
 
 // routeWorkerSignals adds what a master's worker understands: SIGWINCH,

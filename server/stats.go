@@ -94,21 +94,11 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
-// ReloadCerts re-reads the certificate files of every TLS listener built
-// with listeners.TLSFiles, in this process. A listener whose new files fail
-// a check keeps serving its current certificates; the error names it.
-// SIGUSR1 calls ReloadCerts.
-//
-// In a master, it is sent (SIGUSR1) to the current worker, and returns
-// once sent: the worker logs the outcome.
-func (s *Server) ReloadCerts() error {
+// reloadOwnCerts is ReloadCerts in a process that serves.
+func (s *Server) reloadOwnCerts() error {
 	s.mu.Lock()
 	services := s.services
-	m := s.master
 	s.mu.Unlock()
-	if m != nil {
-		return m.forward(sigReload)
-	}
 	var errs []error
 	reloaded := 0
 	for _, svc := range services {
