@@ -6,16 +6,18 @@
 // old process stop accepting, finish what it has in flight, and exit. No
 // connection is refused and no request is cut.
 //
-// The library lives in these packages:
+// The library is three packages:
 //
 //   - server: the lifecycle (Serve, Restart, Shutdown, Hammer,
-//     ReloadCerts), signal wiring, PID file and logging. Start here.
-//   - listeners: the kinds of listener (HTTP, TCP, TLS, H2C) and their
-//     sockets.
-//   - order: the name-to-descriptor manifest passed to a new process.
-//   - signals: signal routing with Before and After hooks.
-//   - tlsreload: certificates swapped in place without a restart.
-//   - hijack: the registry of hijacked connections (websockets).
+//     ReloadCerts, Stats), signals and their hooks, PID file, service
+//     managers, logging. Start here.
+//   - listeners: the kinds of listener (HTTP, TCP, TLS, TLSFiles,
+//     ClientCAs, H2C, Configure), given to server.Listen.
+//   - hijack: Notify, which tells the handler of a hijacked connection (a
+//     websocket) that the server is draining.
+//
+// The machinery behind them (the handoff protocol, the HTTP/2 drain, the
+// certificate reloader, the connection tracker) is internal.
 //
 // # Usage
 //
@@ -47,10 +49,12 @@
 // over it (as go build and install(1) do); writing into the running file
 // fails with "text file busy".
 //
-// The process that serves changes pid at every restart. A supervisor that
-// follows the main pid (systemd with Type=simple, a container runtime with
-// the server as pid 1) must be told: use the PID file (server.WithPIDFile)
-// with systemd's PIDFile= setting.
+// The process that serves changes pid at every restart. Under systemd, use
+// Type=notify (the old process tells systemd the new main pid) or the PID
+// file (server.WithPIDFile with PIDFile=). As PID 1 (a container) the
+// server picks master mode by itself and keeps its pid; server.WithMaster
+// asks for it anywhere else (a terminal, a supervisor that follows one
+// pid).
 //
 // Restart is not available on Windows; everything else is.
 package handoff

@@ -15,6 +15,11 @@
 //	go run ./bench/restart -mode close
 //	go run ./bench/restart -mode h2
 //
+// With -server it measures another program instead, one that takes the
+// same -api, -pidfile and -hammer flags and serves the same /, /pid and
+// /slow routes: the peers of bench/peers (see its README), for a side by
+// side comparison; -signal names the signal that restarts it.
+//
 // wrk and h2load come from Debian's wrk and nghttp2-client packages.
 package main
 
@@ -51,18 +56,36 @@ func main() {
 	conns := flag.Int("conns", 50, "client connections")
 	threads := flag.Int("threads", 2, "client threads")
 	slow := flag.Int("slow", 4, "2-second requests in flight at each restart")
+	server := flag.String("server", "", "measure this binary instead of handoff's test server (keepalive and close modes)")
+	sigName := flag.String("signal", "HUP", "the signal that restarts the server: HUP or USR2")
 	flag.Parse()
-	if err := run(*mode, *duration, *interval, *conns, *threads, *slow); err != nil {
+	sig := syscall.SIGHUP
+	if *sigName == "USR2" {
+		sig = syscall.SIGUSR2
+	} else if *sigName != "HUP" {
+		fmt.Fprintln(os.Stderr, "bench: -signal is HUP or USR2")
+		os.Exit(2)
+	}
+	if err := run(*mode, *server, sig, *duration, *interval, *conns, *threads, *slow); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(mode string, duration, interval time.Duration, conns, threads, slowN int) error {
+func run(mode, server string, sig syscall.Signal, duration, interval time.Duration, conns, threads, slowN int) error {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("subreaper: %w", err)
 	}
-	bin, dir, cleanup, err := benchutil.BuildServer()
+	var bin, dir string
+	var cleanup func()
+	var err error
+	if server == "" {
+		bin, dir, cleanup, err = benchutil.BuildServer()
+	} else if mode == "h2" {
+		err = errors.New("-server measures keepalive and close modes only")
+	} else if bin, err = filepath.Abs(server); err == nil {
+		dir, cleanup, err = benchutil.TempDir()
+	}
 	if err != nil {
 		return err
 	}
@@ -167,7 +190,7 @@ loop:
 			return err
 		}
 		start := time.Now()
-		syscall.Kill(old, syscall.SIGHUP)
+		syscall.Kill(old, sig)
 		restarts++
 		pid, err := waitNewPID(base, old, 10*time.Second)
 		if err != nil {
@@ -197,7 +220,8 @@ loop:
 	if len(took) > 0 {
 		median, maxTook = took[len(took)/2], took[len(took)-1]
 	}
-	fmt.Printf("mode=%s duration=%v conns=%d restarts=%d failed_restarts=%d\n", mode, duration, conns, restarts, failedRestarts)
+	fmt.Printf("server=%s mode=%s duration=%v conns=%d restarts=%d failed_restarts=%d\n",
+		filepath.Base(bin), mode, duration, conns, restarts, failedRestarts)
 	fmt.Printf("requests=%d rps=%.0f socket_errors: connect=%d read=%d write=%d timeout=%d non2xx=%d failed=%d\n",
 		res.requests, res.rps, res.connect, res.read, res.write, res.timeout, res.non2xx, res.failed)
 	fmt.Printf("slow_requests=%d slow_cut=%d sighup_to_new_process: median=%v max=%v processes_left=%d\n",

@@ -14,17 +14,26 @@ import (
 // returns the binary, the directory (for other files) and a func that
 // removes it.
 func BuildServer() (bin, dir string, cleanup func(), err error) {
-	dir, err = os.MkdirTemp("", "handoff-bench-")
+	dir, cleanup, err = TempDir()
 	if err != nil {
 		return "", "", nil, err
 	}
-	cleanup = func() { os.RemoveAll(dir) }
 	bin = filepath.Join(dir, "server")
 	if out, err := exec.Command("go", "build", "-o", bin, "./internal/testbin").CombinedOutput(); err != nil {
 		cleanup()
 		return "", "", nil, fmt.Errorf("build: %v\n%s", err, out)
 	}
 	return bin, dir, cleanup, nil
+}
+
+// TempDir makes a new temporary directory and returns it with the func
+// that removes it.
+func TempDir() (dir string, cleanup func(), err error) {
+	dir, err = os.MkdirTemp("", "handoff-bench-")
+	if err != nil {
+		return "", nil, err
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
 }
 
 // FreeAddr returns a 127.0.0.1 address with a port nothing listens on now.
