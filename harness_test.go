@@ -117,6 +117,9 @@ type launchOpts struct {
 	ownGroup bool
 	// dir is the working directory to start in.
 	dir string
+	// bin, if set, is the program to run (relative to dir), instead of a
+	// copy of the test binary.
+	bin string
 }
 
 func launch(t *testing.T, o launchOpts, extra ...string) *server {
@@ -147,7 +150,11 @@ func launch(t *testing.T, o launchOpts, extra ...string) *server {
 	}
 	defer logf.Close()
 	args := append([]string{"-api", s.api, "-echo", s.echo, "-pidfile", s.pidFile, "-mode", s.modeFile}, extra...)
-	argv := append(append(append([]string(nil), o.prefix...), s.bin), args...)
+	run := s.bin
+	if o.bin != "" {
+		run = o.bin
+	}
+	argv := append(append(append([]string(nil), o.prefix...), run), args...)
 	s.first = exec.Command(argv[0], argv[1:]...)
 	s.first.Stdout, s.first.Stderr = logf, logf
 	s.first.Env = append(append(os.Environ(), "GORACE=atexit_sleep_ms=0"), o.env...)

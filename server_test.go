@@ -17,8 +17,8 @@ import (
 // Twenty restarts under clients that open a connection per request,
 // keep-alive clients and TCP echo clients, none of which retries: not one
 // request fails, every slow request in flight at a restart is answered,
-// one process is left, no zombie, and the serving process holds as many
-// descriptors as the first one did.
+// one process is left, no zombie, and the descriptors a process holds do
+// not grow with restarts.
 func TestRestartsUnderLoad(t *testing.T) {
 	const restarts = 20
 	s := startServer(t)
@@ -60,11 +60,15 @@ func TestRestartsUnderLoad(t *testing.T) {
 	}
 	l.finish(t)
 
-	// One more restart with no client connected, so the new process holds
-	// only what it always holds.
+	// Two more restarts with no client connected, so the new processes
+	// hold only what they always hold. The first process may hold more:
+	// descriptors the test runner left open (flock(1) leaves fd 3), which
+	// a restarted process rightly does not inherit. Nothing may grow.
+	quiet := fdCount(t, s.restart())
 	last := s.restart()
-	if got := fdCount(t, last); got != baseFDs {
-		t.Errorf("serving process holds %d descriptors after %d restarts, the first held %d", got, restarts+1, baseFDs)
+	if got := fdCount(t, last); got > quiet || quiet > baseFDs {
+		t.Errorf("descriptors grew: first process %d, after %d restarts %d, after one more %d",
+			baseFDs, restarts+1, quiet, got)
 	}
 	live, zombies := descendants(t, s.bin)
 	if len(live) != 1 || live[0] != last {

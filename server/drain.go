@@ -33,6 +33,7 @@ func (s *Server) drain() {
 		s.notifyStopping(reason)
 	}
 	start := time.Now()
+	s.drainStart.Store(start.UnixNano())
 	s.log.Info().Str("reason", reason).Strs("listeners", names(services)).
 		Dur("hammer_time", s.cfg.hammerTime).Msg("draining")
 	for _, svc := range services {
@@ -90,7 +91,7 @@ func (s *Server) drain() {
 	for _, svc := range services {
 		svc.release()
 	}
-	s.lastDrain.Store(int64(time.Since(start)))
+	s.drainTook.Store(int64(time.Since(start)))
 	s.log.Info().Dur("took", time.Since(start)).Bool("hammered", wasHammered).
 		Int64("hammered_conns", s.hammered.Load()).Msg("drained")
 

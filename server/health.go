@@ -24,31 +24,35 @@ func (s *Server) HealthHandler() http.Handler {
 	})
 }
 
-// shutdownOnSignal returns the action of SIGINT and SIGTERM: with a
-// shutdown delay, keep serving (health answering 503) for that long, then
-// drain; return once drained, so After hooks run after it. The same
-// signal again during the delay drains at once.
+// shutdownOnSignal returns the action of SIGINT and SIGTERM: the role's
+// stop (stopAsked in a process that serves).
 func (s *Server) shutdownOnSignal(name string) func() {
-	return func() {
-		first := s.stopping.CompareAndSwap(false, true)
-		s.notifyStopping(name)
-		if first && s.cfg.shutdownDelay > 0 && !s.draining.Load() {
-			s.log.Info().Dur("delay", s.cfg.shutdownDelay).Str("signal", name).
-				Msg("shutdown requested; serving on while health checks answer 503")
-			t := time.NewTimer(s.cfg.shutdownDelay)
-			select {
-			case <-t.C:
-			case <-s.quit:
-			case <-s.again:
-			}
-			t.Stop()
-		} else if !first {
-			select {
-			case s.again <- struct{}{}:
-			default:
-			}
+	return func() { s.currentRole().stop(name) }
+}
+
+// stopAsked stops the server, for the reason why: with a shutdown delay,
+// keep serving (health answering 503) for that long, then drain; return
+// once drained, so After hooks run after it. A second stop during the
+// delay drains at once.
+func (s *Server) stopAsked(why string) {
+	first := s.stopping.CompareAndSwap(false, true)
+	s.notifyStopping(why)
+	if first && s.cfg.shutdownDelay > 0 && !s.draining.Load() {
+		s.log.Info().Dur("delay", s.cfg.shutdownDelay).Str("why", why).
+			Msg("shutdown requested; serving on while health checks answer 503")
+		t := time.NewTimer(s.cfg.shutdownDelay)
+		select {
+		case <-t.C:
+		case <-s.quit:
+		case <-s.again:
 		}
-		s.beginDrain(name)
-		s.Shutdown(context.Background())
+		t.Stop()
+	} else if !first {
+		select {
+		case s.again <- struct{}{}:
+		default:
+		}
 	}
+	s.beginDrain(why)
+	s.Shutdown(context.Background())
 }

@@ -37,13 +37,21 @@ type masterTimings struct {
 
 var defaultMasterTimings = masterTimings{killSlack: 10 * time.Second, reapEvery: time.Second}
 
-// masterMode reports whether this process is a master: asked to be, or
-// PID 1; a worker never is.
+// masterMode reports whether this process is a master: asked to be, PID 1,
+// or a binary `go run` built (go run deletes it once the process it
+// started exits, so the first process must stay); a worker never is.
 func (s *Server) masterMode() bool {
-	if s.masterPID != 0 {
+	switch {
+	case s.masterPID != 0:
 		return false
+	case s.cfg.master || s.sys.Getpid() == 1:
+		return true
 	}
-	return s.cfg.master || s.sys.Getpid() == 1
+	if exe, err := s.sys.Executable(); err == nil && goRunBinary(exe) {
+		s.log.Info().Str("binary", exe).Msg("started by go run: master mode, so that restarts keep the binary go run built")
+		return true
+	}
+	return false
 }
 
 // detectMaster recognises a worker started by a master.
@@ -314,6 +322,10 @@ func (m *master) reloadCerts() error { return m.forward(sigReload) }
 // ones still draining are hammered too.
 func (m *master) hammer() error { return m.forwardAll(sigHammer) }
 
+// stop stops the master: its worker is told at once and keeps the
+// shutdown delay itself.
+func (m *master) stop(why string) { m.s.beginDrain(why) }
+
 // restart is Restart in the master.
 func (m *master) restart() error {
 	s := m.s
@@ -327,6 +339,7 @@ func (m *master) restart() error {
 		s.log.Error().Err(err).Msg("restart failed; the old worker goes on serving")
 		return s.restartFailed(err)
 	}
+	s.restartsOK.Add(1)
 	s.notify("READY=1", "STATUS=master serving through pid "+strconv.Itoa(m.worker().Pid()))
 	return nil
 }

@@ -24,6 +24,7 @@ func (m *master) stats() (int, []ListenerStats) { return 0, nil }
 func (m *master) restart() error     { return errMasterUnsupported }
 func (m *master) reloadCerts() error { return errMasterUnsupported }
 func (m *master) hammer() error      { return errMasterUnsupported }
+func (m *master) stop(string)        {}
 
 func (m *master) forward(sigNone) error    { return errMasterUnsupported }
 func (m *master) forwardAll(sigNone) error { return errMasterUnsupported }

@@ -1,12 +1,16 @@
 package server
 
 import (
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/handoff-go/handoff/internal/logx"
 )
 
 // Defaults of the options.
@@ -20,20 +24,22 @@ const (
 
 type config struct {
 	handler       http.Handler
-	log           zerolog.Logger
+	log           logx.Logger
 	readyTimeout  time.Duration
 	hammerTime    time.Duration
 	idleGrace     time.Duration
 	pidFile       string
 	shutdownDelay time.Duration
 	master        bool
+	executable    string
+	childEnv      func([]string) []string
 	source        SignalSource
 	errs          []error
 }
 
 func defaultConfig() config {
 	return config{
-		log:          zerolog.New(os.Stderr).With().Timestamp().Logger(),
+		log:          logx.Zerolog(zerolog.New(os.Stderr).With().Timestamp().Logger()),
 		readyTimeout: DefaultReadyTimeout,
 		hammerTime:   DefaultHammerTime,
 		idleGrace:    DefaultIdleGrace,
@@ -64,7 +70,20 @@ func WithHandler(h http.Handler) Option {
 // WithLogger sets the logger. Every line carries the pid, and the listener
 // name where one applies. The default writes JSON lines to stderr.
 func WithLogger(l zerolog.Logger) Option {
-	return optionFunc(func(c *config) { c.log = l })
+	return optionFunc(func(c *config) { c.log = logx.Zerolog(l) })
+}
+
+// WithSlog sends every record the server writes to l instead of zerolog,
+// with the same level, message and attributes (pid, listener, generation,
+// child pid, durations as time.Duration, errors as strings).
+func WithSlog(l *slog.Logger) Option {
+	return optionFunc(func(c *config) {
+		if l == nil {
+			c.errs = append(c.errs, errors.New("server: WithSlog needs a logger"))
+			return
+		}
+		c.log = logx.Slog(l)
+	})
 }
 
 // WithReadyTimeout bounds how long a restart waits for the new process to
@@ -139,4 +158,34 @@ func WithShutdownDelay(d time.Duration) Option {
 // follows one pid). A process that is PID 1 chooses it by itself.
 func WithMaster() Option {
 	return optionFunc(func(c *config) { c.master = true })
+}
+
+// WithExecutable makes every restart run the program at path (absolute,
+// or relative to the directory the program started in) instead of the
+// path the program was started by. The file is looked up at each
+// restart; Serve checks that it is there and executable.
+func WithExecutable(path string) Option {
+	return optionFunc(func(c *config) {
+		if path == "" {
+			c.errs = append(c.errs, errors.New("server: WithExecutable needs a path"))
+			return
+		}
+		c.executable = path
+	})
+}
+
+// WithChildEnv lets fn choose the environment of the process a restart
+// starts. fn is called at each restart with this process's environment as
+// it is at that moment (os.Setenv in a Before(SIGHUP) hook shows), less
+// handoff's own variables, and returns the child's; handoff adds its own
+// variables to it. Without WithChildEnv the child gets the environment
+// unchanged.
+func WithChildEnv(fn func(env []string) []string) Option {
+	return optionFunc(func(c *config) {
+		if fn == nil {
+			c.errs = append(c.errs, errors.New("server: WithChildEnv needs a function"))
+			return
+		}
+		c.childEnv = fn
+	})
 }

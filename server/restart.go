@@ -70,6 +70,7 @@ func (s *Server) handOff() error {
 	}
 	// This process is still the main one, so the manager accepts the new
 	// main pid from it whatever its NotifyAccess= says.
+	s.restartsOK.Add(1)
 	s.notify("MAINPID="+strconv.Itoa(child.Pid()), "READY=1", "STATUS=serving, handed over by pid "+strconv.Itoa(s.sys.Getpid()))
 	s.log.Info().Int("child", child.Pid()).Dur("took", time.Since(start)).Msg("child ready")
 	return nil
@@ -125,19 +126,21 @@ func (s *Server) notifyReloading() {
 // this process serves on (unless it is stopping: a manager told STOPPING=1
 // must not hear READY=1 again), and wraps err for the caller.
 func (s *Server) restartFailed(err error) error {
+	s.restartsBad.Add(1)
 	if !s.stopping.Load() && !s.draining.Load() {
 		s.notify("READY=1", "STATUS=restart failed, still serving: "+err.Error())
 	}
 	return fmt.Errorf("%w: %w", ErrRestartFailed, err)
 }
 
-// startChild exports every socket and starts the binary with them. The
-// child's environment is this one's, less drop, plus the handoff
-// variables and extra.
+// startChild exports every socket and starts the program (see program)
+// with them. The child's environment is this one's as it is now, less the
+// handoff variables and drop, passed through WithChildEnv's function if
+// there is one, plus the handoff variables and extra.
 func (s *Server) startChild(socks []socket, gen int, extra, drop []string) (osx.Process, *os.File, error) {
-	exe, err := s.sys.Executable()
+	exe, err := s.program()
 	if err != nil {
-		return nil, nil, fmt.Errorf("locate the binary: %w", err)
+		return nil, nil, err
 	}
 	dir := s.startDir()
 	files := []*os.File{os.Stdin, os.Stdout, os.Stderr}
@@ -164,7 +167,11 @@ func (s *Server) startChild(socks []socket, gen int, extra, drop []string) (osx.
 		return nil, nil, fmt.Errorf("readiness pipe: %w", err)
 	}
 	files = append(files, w)
-	env := append(childEnv(dropEnv(s.sys.Environ(), drop), m, s.sys.Getpid(), gen), extra...)
+	env := dropEnv(s.sys.Environ(), drop)
+	if s.cfg.childEnv != nil {
+		env = s.cfg.childEnv(withoutHandoff(env))
+	}
+	env = append(childEnv(env, m, s.sys.Getpid(), gen), extra...)
 	var activated []string
 	for _, n := range names {
 		if s.activated[n] {
@@ -197,19 +204,27 @@ func dropEnv(env, drop []string) []string {
 	return out
 }
 
-// childEnv is env without any variable of an earlier handoff or socket
-// activation, plus the manifest, this pid and the child's generation.
-func childEnv(env []string, m protocol.Manifest, pid, gen int) []string {
-	out := make([]string, 0, len(env)+3)
+// withoutHandoff is env without any variable of an earlier handoff or
+// socket activation: none of them is meant for a child.
+func withoutHandoff(env []string) []string {
+	out := make([]string, 0, len(env))
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
 		case protocol.EnvOrder, protocol.EnvParentPID, protocol.EnvGeneration, protocol.EnvActivated,
-			protocol.EnvListenPID, protocol.EnvListenFDs, protocol.EnvListenFDNames, protocol.EnvWatchdogPID:
+			protocol.EnvMasterPID, protocol.EnvListenPID, protocol.EnvListenFDs, protocol.EnvListenFDNames,
+			protocol.EnvWatchdogPID:
 			continue
 		}
 		out = append(out, kv)
 	}
+	return out
+}
+
+// childEnv is env without any handoff variable, plus the manifest, this
+// pid and the child's generation.
+func childEnv(env []string, m protocol.Manifest, pid, gen int) []string {
+	out := withoutHandoff(env)
 	return append(out,
 		protocol.EnvOrder+"="+m.String(),
 		protocol.EnvParentPID+"="+strconv.Itoa(pid),

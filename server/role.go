@@ -7,6 +7,8 @@ type role interface {
 	restart() error
 	reloadCerts() error
 	hammer() error
+	// stop is the default action of SIGTERM and SIGINT.
+	stop(why string)
 }
 
 // serverRole is a process that serves its own listeners.
@@ -15,6 +17,7 @@ type serverRole struct{ s *Server }
 func (r serverRole) restart() error     { return r.s.handOff() }
 func (r serverRole) reloadCerts() error { return r.s.reloadOwnCerts() }
 func (r serverRole) hammer() error      { return r.s.hammerOwn() }
+func (r serverRole) stop(why string)    { r.s.stopAsked(why) }
 
 // workerRole serves like a server; its master makes the restarts.
 type workerRole struct{ serverRole }

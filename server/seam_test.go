@@ -430,9 +430,15 @@ func TestRestartNamesTheChildInThePIDFile(t *testing.T) {
 			t.Fatalf("after a failed restart the PID file names %q", got)
 		}
 	}
+	if st := s.Stats(); st.RestartsFailed != 3 || st.RestartsSucceeded != 0 {
+		t.Fatalf("restarts: %d failed, %d succeeded; want 3 and 0", st.RestartsFailed, st.RestartsSucceeded)
+	}
 	f.setNext(childReady)
 	if err := s.Restart(); err != nil {
 		t.Fatal(err)
+	}
+	if st := s.Stats(); st.RestartsSucceeded != 1 || !st.Draining {
+		t.Fatalf("after the handoff: %d succeeded, draining %v", st.RestartsSucceeded, st.Draining)
 	}
 	f.mu.Lock()
 	child := f.children[len(f.children)-1].pid
@@ -445,5 +451,8 @@ func TestRestartNamesTheChildInThePIDFile(t *testing.T) {
 	}
 	if got := names(); got != strconv.Itoa(child) {
 		t.Fatalf("the drained parent changed the PID file to %q", got)
+	}
+	if d := s.Stats().Drain; d <= 0 {
+		t.Fatalf("Stats().Drain = %v after the drain", d)
 	}
 }

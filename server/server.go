@@ -6,14 +6,14 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 
-	"github.com/rs/zerolog"
-
 	"github.com/handoff-go/handoff/internal/hijack"
 	"github.com/handoff-go/handoff/internal/listen"
+	"github.com/handoff-go/handoff/internal/logx"
 	"github.com/handoff-go/handoff/internal/osx"
 	"github.com/handoff-go/handoff/internal/protocol"
 	"github.com/handoff-go/handoff/internal/sdnotify"
@@ -54,7 +54,7 @@ type decl struct {
 type Server struct {
 	cfg    config
 	sys    *osx.OS
-	log    zerolog.Logger
+	log    logx.Logger
 	router *signals.Router
 	hj     hijack.Registry
 	args   []string
@@ -75,7 +75,10 @@ type Server struct {
 	stopNotified atomic.Bool
 	inflight     atomic.Int64
 	hammered     atomic.Int64
-	lastDrain    atomic.Int64 // nanoseconds the last drain took
+	drainStart   atomic.Int64 // unix nanoseconds the drain started at, 0 before
+	drainTook    atomic.Int64 // nanoseconds the drain took, once over
+	restartsOK   atomic.Int64
+	restartsBad  atomic.Int64
 
 	mu         sync.Mutex
 	phase      phase
@@ -119,7 +122,7 @@ func newServer(sys *osx.OS, opts ...Option) *Server {
 		drained:       make(chan struct{}),
 		hammerCh:      make(chan struct{}),
 	}
-	s.log = cfg.log.With().Int("pid", sys.Getpid()).Logger()
+	s.log = cfg.log.WithInt("pid", sys.Getpid())
 	// Resolved now: the directory may be gone by the time of a restart.
 	s.dir, _ = sys.Getwd()
 	// Read once, before any goroutine can send a notification.
@@ -169,10 +172,31 @@ func (s *Server) check() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	errs := append(append([]error(nil), s.cfg.errs...), s.errs...)
+	if s.cfg.executable != "" && runtime.GOOS != "windows" {
+		if err := runnable(s.absolute(s.cfg.executable)); err != nil {
+			errs = append(errs, fmt.Errorf("server: WithExecutable: %w", err))
+		}
+	}
 	if len(s.decls) == 0 && len(errs) == 0 {
 		errs = append(errs, errors.New("server: no listener declared"))
 	}
 	return errors.Join(errs...)
+}
+
+// ServeContext is Serve, with ctx as one more way to stop: cancelling it
+// does what SIGTERM's default action does (the shutdown delay, if any,
+// then the drain), and ServeContext returns nil once drained.
+func (s *Server) ServeContext(ctx context.Context) error {
+	stopped := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(stopped)
+		s.currentRole().stop("context cancelled")
+	})
+	err := s.Serve()
+	if !stop() {
+		<-stopped // the stop ran; it ends with the drain
+	}
+	return err
 }
 
 // Serve opens every listener (inherited from a parent process, or bound
@@ -203,11 +227,12 @@ func (s *Server) Serve() error {
 		return err
 	}
 	s.detectMaster()
+	isMaster := s.masterMode()
 	switch {
 	case s.masterPID != 0:
 		s.setRole(workerRole{serverRole{s}})
 		s.routeWorkerSignals()
-	case s.masterMode():
+	case isMaster:
 		// The master's own role is set once it has bound the sockets.
 		s.routeMasterSignals()
 	default:
@@ -224,7 +249,7 @@ func (s *Server) Serve() error {
 		<-sigDone
 	}()
 
-	if s.masterMode() {
+	if isMaster {
 		return s.serveMaster()
 	}
 	adopted, ready, gen, err := s.adopt()

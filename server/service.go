@@ -13,8 +13,7 @@ import (
 	"time"
 
 	"github.com/handoff-go/handoff/internal/listen"
-
-	"github.com/rs/zerolog"
+	"github.com/handoff-go/handoff/internal/logx"
 
 	"github.com/handoff-go/handoff/internal/h2drain"
 	"github.com/handoff-go/handoff/internal/hijack"
@@ -27,7 +26,7 @@ type service struct {
 	spec       *listen.Spec
 	raw        net.Listener // the socket, exported on restart
 	inherited  bool
-	log        zerolog.Logger
+	log        logx.Logger
 	tracker    *listen.Tracker
 	ln         net.Listener // tracked, TLS-wrapped if need be
 	certs      *tlsreload.Reloader
@@ -50,7 +49,7 @@ func (s *Server) newService(d decl, raw net.Listener, inherited bool) (*service,
 		spec:      d.spec,
 		raw:       raw,
 		inherited: inherited,
-		log:       s.log.With().Str("listener", d.name).Logger(),
+		log:       s.log.WithStr("listener", d.name),
 	}
 	svc.baseCtx, svc.baseCancel = context.WithCancelCause(hijack.NewContext(context.Background(), &s.hj))
 	svc.drainCtx, svc.drainCancel = context.WithCancelCause(svc.baseCtx)
@@ -276,8 +275,8 @@ func (svc *service) release() {
 	}
 }
 
-// logWriter sends net/http's error log to zerolog.
-type logWriter struct{ log zerolog.Logger }
+// logWriter sends net/http's error log to the server's logger.
+type logWriter struct{ log logx.Logger }
 
 func (w logWriter) Write(p []byte) (int, error) {
 	msg := string(p)

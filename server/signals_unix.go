@@ -17,12 +17,9 @@ func (s *Server) routeSignals() {
 }
 
 // routeMasterSignals gives a master its actions where they differ from a
-// server's: SIGINT and SIGTERM stop the worker at once (the worker keeps
-// the shutdown delay), SIGTSTP is forwarded. SIGHUP, SIGUSR1 and SIGUSR2
-// act through the master's role.
+// server's: SIGTSTP is forwarded. SIGHUP, SIGINT, SIGTERM, SIGUSR1 and
+// SIGUSR2 act through the master's role.
 func (s *Server) routeMasterSignals() {
-	s.router.Handle(syscall.SIGINT, func() { s.beginDrain("SIGINT") })
-	s.router.Handle(syscall.SIGTERM, func() { s.beginDrain("SIGTERM") })
 	s.router.Handle(syscall.SIGTSTP, func() {
 		s.mu.Lock()
 		m := s.master

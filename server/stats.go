@@ -22,7 +22,16 @@ type Stats struct {
 	// which HijackedHammered were hijacked.
 	Hammered         int64
 	HijackedHammered int
-	Listeners        []ListenerStats
+	// RestartsSucceeded and RestartsFailed count the restarts this process
+	// made (a master: all of them; a server: the failed ones, and the one
+	// that handed over, at the end of its life). Generation counts the
+	// restarts that led to this process.
+	RestartsSucceeded int64
+	RestartsFailed    int64
+	// Drain is how long the drain has run, or took once over; zero before
+	// it starts.
+	Drain     time.Duration
+	Listeners []ListenerStats
 }
 
 // ListenerStats describes one listener.
@@ -70,6 +79,12 @@ func (s *Server) Stats() Stats {
 	st.Hijacked = s.hj.Len()
 	st.Hammered = s.hammered.Load()
 	st.HijackedHammered = s.hj.Hammered()
+	st.RestartsSucceeded, st.RestartsFailed = s.restartsOK.Load(), s.restartsBad.Load()
+	if took := s.drainTook.Load(); took > 0 {
+		st.Drain = time.Duration(took)
+	} else if start := s.drainStart.Load(); start > 0 {
+		st.Drain = time.Since(time.Unix(0, start))
+	}
 	for _, svc := range services {
 		ls := ListenerStats{
 			Name:      svc.name,

@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -53,6 +54,8 @@ func main() {
 	grace := flag.Duration("grace", time.Second, "idle grace")
 	delay := flag.Duration("shutdown-delay", 0, "shutdown delay")
 	master := flag.Bool("master", false, "stable-PID master mode")
+	childEnv := flag.String("child-env", "", "K=V the child of a restart gets through WithChildEnv")
+	setenv := flag.String("setenv-on-hup", "", "K=V set with os.Setenv in a Before(SIGHUP) hook")
 	execLoop := flag.Int("exec-loop", 0, "run `true` this many times beside the server; write the failures to exec-PID beside the mode file")
 	flag.Parse()
 	if *execLoop > 0 {
@@ -97,7 +100,13 @@ func main() {
 	if *master {
 		opts = append(opts, server.WithMaster())
 	}
+	if *childEnv != "" {
+		opts = append(opts, server.WithChildEnv(func(env []string) []string { return append(env, *childEnv) }))
+	}
 	srv := server.New(opts...)
+	if k, v, ok := strings.Cut(*setenv, "="); ok {
+		srv.Before(syscall.SIGHUP, func() { os.Setenv(k, v) })
+	}
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
@@ -106,6 +115,7 @@ func main() {
 	mux.HandleFunc("/pid", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, os.Getpid()) })
 	mux.HandleFunc("/gen", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, srv.Stats().Generation) })
 	mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, version) })
+	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, os.Getenv(r.URL.Query().Get("k"))) })
 	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) { json.NewEncoder(w).Encode(srv.Stats()) })
 	mux.HandleFunc("/proto", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.Proto) })
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,159 @@
+//go:build unix
+
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Cancelling ServeContext's context drains as SIGTERM does, shutdown delay
+// included, and ServeContext returns nil once drained.
+func TestServeContext(t *testing.T) {
+	for _, delay := range []time.Duration{0, 300 * time.Millisecond} {
+		s := newServer(newFakeOS(t).osx(), WithSignals(silentSource{}), WithLogger(testLogger(t)))
+		if delay > 0 {
+			s = newServer(newFakeOS(t).osx(), WithSignals(silentSource{}), WithLogger(testLogger(t)), WithShutdownDelay(delay))
+		}
+		s.Listen("api", "127.0.0.1:0")
+		ctx, cancel := context.WithCancel(context.Background())
+		served := make(chan error, 1)
+		go func() { served <- s.ServeContext(ctx) }()
+		<-s.Serving()
+		start := time.Now()
+		cancel()
+		select {
+		case err := <-served:
+			if err != nil {
+				t.Fatalf("ServeContext = %v, want nil", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("ServeContext did not return after cancel")
+		}
+		if took := time.Since(start); took < delay {
+			t.Fatalf("drained after %v, before the %v shutdown delay", took, delay)
+		}
+	}
+	// A context done before Serve: nothing is served, no error.
+	s := newServer(newFakeOS(t).osx(), WithSignals(silentSource{}), WithLogger(testLogger(t)))
+	s.Listen("api", "127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.ServeContext(ctx); err != nil && !errors.Is(err, ErrClosed) {
+		t.Fatalf("ServeContext with a done context = %v", err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the handler's writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// With WithSlog every record goes to slog, with its level and attributes,
+// and nothing to zerolog.
+func TestWithSlog(t *testing.T) {
+	var out syncBuffer
+	l := slog.New(slog.NewJSONHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	f := newFakeOS(t)
+	s, served := startServer(t, f, WithSlog(l))
+	if err := s.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitServed(t, served); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]map[string]any{}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("not a slog JSON record: %q", line)
+		}
+		if r["pid"] != float64(os.Getpid()) {
+			t.Errorf("record without this pid: %v", r)
+		}
+		seen[r["msg"].(string)] = r
+	}
+	for msg, attrs := range map[string][]string{
+		"listening":     {"listener", "addr", "kind"},
+		"serving":       {"listeners", "generation"},
+		"child started": {"child", "generation"},
+		"child ready":   {"child", "took"},
+		"drained":       {"took", "hammered"},
+	} {
+		r, ok := seen[msg]
+		if !ok {
+			t.Errorf("no %q record in:\n%s", msg, out.String())
+			continue
+		}
+		for _, a := range attrs {
+			if _, ok := r[a]; !ok {
+				t.Errorf("%q record lacks %s: %v", msg, a, r)
+			}
+		}
+	}
+	if r := seen["child ready"]; r != nil {
+		if _, isNumber := r["took"].(float64); !isNumber || r["level"] != "INFO" {
+			t.Errorf("child ready: took %v (want a duration), level %v", r["took"], r["level"])
+		}
+	}
+}
+
+func TestNewOptionsRejectBadInput(t *testing.T) {
+	notExec := filepath.Join(t.TempDir(), "script")
+	os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o644)
+	for _, tt := range []struct {
+		opt  Option
+		want string
+	}{
+		{WithExecutable(""), "WithExecutable needs a path"},
+		{WithExecutable(notExec), "not executable"},
+		{WithExecutable("/nonexistent/app"), "no such file"},
+		{WithExecutable(t.TempDir()), "not a regular file"},
+		{WithChildEnv(nil), "WithChildEnv needs a function"},
+		{WithSlog(nil), "WithSlog needs a logger"},
+	} {
+		s := newServer(newFakeOS(t).osx(), WithSignals(silentSource{}), WithLogger(testLogger(t)), tt.opt)
+		s.Listen("api", "127.0.0.1:0")
+		if err := s.Serve(); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Serve = %v, want an error with %q", err, tt.want)
+		}
+	}
+}
+
+// A program whose WithExecutable path is gone at restart time fails the
+// restart and serves on.
+func TestRestartWithAMissingExecutable(t *testing.T) {
+	exe := filepath.Join(t.TempDir(), "app")
+	os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755)
+	f := newFakeOS(t)
+	s, _ := startServer(t, f, WithExecutable(exe))
+	os.Remove(exe)
+	if err := s.Restart(); !errors.Is(err, ErrRestartFailed) || !strings.Contains(err.Error(), exe) {
+		t.Fatalf("Restart = %v, want a failure naming %s", err, exe)
+	}
+	if st := get(t, s); st != "200 OK" {
+		t.Fatalf("after the failed restart: %s", st)
+	}
+}
