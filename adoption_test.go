@@ -203,4 +203,3 @@ func TestGoRunRestartsFiveTimes(t *testing.T) {
 		})
 	}
 }
-

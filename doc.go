@@ -51,10 +51,15 @@
 //
 // The process that serves changes pid at every restart. Under systemd, use
 // Type=notify (the old process tells systemd the new main pid) or the PID
-// file (server.WithPIDFile with PIDFile=). As PID 1 (a container) the
-// server picks master mode by itself and keeps its pid; server.WithMaster
-// asks for it anywhere else (a terminal, a supervisor that follows one
-// pid).
+// file (server.WithPIDFile with PIDFile=). As PID 1 (a container), and
+// for a binary that go run built, the server picks master mode by itself
+// and keeps its pid; server.WithMaster asks for it anywhere else (a
+// terminal, a supervisor that follows one pid).
+//
+// A restart runs the program by the path it was started with, looked up
+// again (a switched release symlink is followed), with the environment as
+// it is at that moment; server.WithExecutable and server.WithChildEnv
+// change either.
 //
 // Restart is not available on Windows; everything else is.
 package handoff

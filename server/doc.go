@@ -57,7 +57,8 @@
 //
 // systemd: sd_notify (READY, RELOADING, MAINPID of the new process,
 // STOPPING, WATCHDOG) and socket activation. Containers and terminals:
-// WithMaster, chosen by itself as PID 1, keeps one pid and runs the server
+// WithMaster, chosen by itself as PID 1 and for a binary go run built
+// (go run deletes it once its child exits), keeps one pid and runs the server
 // in a worker it replaces on SIGHUP; it waits for every worker before it
 // exits, and reaps children other than its workers only as PID 1.
 // Kubernetes: WithShutdownDelay and HealthHandler. See docs/operations.md

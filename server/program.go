@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 )
 
@@ -71,10 +72,22 @@ func runnable(p string) error {
 
 var errNotExecutable = errors.New("not executable")
 
-// goRunBinary reports whether exe is a binary `go run` built: go run
-// deletes it once its child exits, which a restart in fork mode makes
-// happen, so such a program is served in master mode.
+// goRunBinary reports whether exe is a binary `go run` started: one it
+// built in a temporary directory (…/go-build123/b001/exe/name), which it
+// deletes once its child exits, or one from the build cache
+// (GOCACHE/ab/<64 hex digits>-d/name). Either way go run exits with its
+// child, which a restart in fork mode would make happen at once, leaving
+// the server detached from the terminal; such a program is served in
+// master mode.
 func goRunBinary(exe string) bool {
 	dir := filepath.Dir(exe)
-	return filepath.Base(dir) == "exe" && strings.HasPrefix(filepath.Base(filepath.Dir(filepath.Dir(dir))), "go-build")
+	if filepath.Base(dir) == "exe" && strings.HasPrefix(filepath.Base(filepath.Dir(filepath.Dir(dir))), "go-build") {
+		return true
+	}
+	return cacheEntry.MatchString(filepath.Base(dir)) && cacheShard.MatchString(filepath.Base(filepath.Dir(dir)))
 }
+
+var (
+	cacheEntry = regexp.MustCompile(`^[0-9a-f]{64}-d$`)
+	cacheShard = regexp.MustCompile(`^[0-9a-f]{2}$`)
+)
