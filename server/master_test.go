@@ -22,15 +22,7 @@ func startMaster(t *testing.T, f *fakeOS, opts ...Option) (*Server, chan error) 
 	s := newServer(f.osx(), opts...)
 	s.masterTimings = masterTimings{killSlack: 200 * time.Millisecond, reapEvery: 10 * time.Millisecond}
 	s.Listen("api", "127.0.0.1:0")
-	served := make(chan error, 1)
-	go func() { served <- s.Serve() }()
-	select {
-	case <-s.Serving():
-	case err := <-served:
-		t.Fatalf("Serve: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("master not serving after 10s")
-	}
+	served := serveInBackground(t, s)
 	t.Cleanup(func() {
 		s.beginDrain("test over")
 		f.mu.Lock()
@@ -54,17 +46,6 @@ func (f *fakeOS) child(i int) *fakeChild {
 	return f.children[i]
 }
 
-func awaitServe(t *testing.T, served chan error) error {
-	t.Helper()
-	select {
-	case err := <-served:
-		served <- err
-		return err
-	case <-time.After(10 * time.Second):
-		t.Fatal("master's Serve did not return")
-		return nil
-	}
-}
 
 func TestMasterReplacesItsWorker(t *testing.T) {
 	f := newFakeOS(t)
@@ -97,7 +78,7 @@ func TestMasterReplacesItsWorker(t *testing.T) {
 		t.Fatalf("ReloadCerts sent the current worker %v, want SIGUSR1", got)
 	}
 	s.beginDrain("test")
-	if err := awaitServe(t, served); err != nil {
+	if err := waitServed(t, served); err != nil {
 		t.Fatalf("Serve = %v after the worker stopped as asked", err)
 	}
 	if got := second.got(); !slices.Contains(got, os.Signal(syscall.SIGTERM)) {
@@ -122,7 +103,7 @@ func TestMasterWaitsForEveryWorker(t *testing.T) {
 		t.Fatalf("Serve returned (%v) while the old worker still ran", err)
 	case <-time.After(100 * time.Millisecond):
 	}
-	if err := awaitServe(t, served); err != nil {
+	if err := waitServed(t, served); err != nil {
 		t.Fatal(err)
 	}
 	old.mu.Lock()
@@ -141,7 +122,7 @@ func TestMasterKillDeadlineCountsTheDelay(t *testing.T) {
 	w := f.child(0) // ignores SIGTERM: killed at the deadline
 	start := time.Now()
 	s.beginDrain("test")
-	if err := awaitServe(t, served); err != nil {
+	if err := waitServed(t, served); err != nil {
 		t.Fatal(err)
 	}
 	took := time.Since(start)
@@ -158,7 +139,7 @@ func TestMasterReportsAWorkerThatDied(t *testing.T) {
 	f := newFakeOS(t)
 	_, served := startMaster(t, f)
 	f.child(0).end(errors.New("signal: killed"))
-	if err := awaitServe(t, served); !errors.Is(err, ErrWorkerExited) {
+	if err := waitServed(t, served); !errors.Is(err, ErrWorkerExited) {
 		t.Fatalf("Serve = %v, want ErrWorkerExited", err)
 	}
 }
@@ -199,7 +180,7 @@ func TestMasterReapsOthersOnlyAsInit(t *testing.T) {
 		}
 		waitUntil(t, "three reaper rounds", func() bool { return rounds.Load() >= 3 })
 		s.beginDrain("test")
-		if err := awaitServe(t, served); err != nil {
+		if err := waitServed(t, served); err != nil {
 			t.Fatal(err)
 		}
 		if got := calls.Load() > 0; got != init {

@@ -224,15 +224,7 @@ func startServer(t *testing.T, f *fakeOS, opts ...Option) (*Server, chan error) 
 		WithHandler(ok)}, opts...)
 	s := newServer(f.osx(), opts...)
 	s.Listen("api", "127.0.0.1:0", nil)
-	served := make(chan error, 1)
-	go func() { served <- s.Serve() }()
-	select {
-	case <-s.Serving():
-	case err := <-served:
-		t.Fatalf("Serve: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("not serving after 10s")
-	}
+	served := serveInBackground(t, s)
 	t.Cleanup(func() {
 		s.beginDrain("test over")
 		select {
@@ -242,6 +234,22 @@ func startServer(t *testing.T, f *fakeOS, opts ...Option) (*Server, chan error) 
 		}
 	})
 	return s, served
+}
+
+// serveInBackground runs s.Serve on a goroutine and returns once s serves,
+// with the channel Serve's result will come on.
+func serveInBackground(t *testing.T, s *Server) chan error {
+	t.Helper()
+	served := make(chan error, 1)
+	go func() { served <- s.Serve() }()
+	select {
+	case <-s.Serving():
+	case err := <-served:
+		t.Fatalf("Serve: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("not serving after 10s")
+	}
+	return served
 }
 
 func get(t *testing.T, s *Server) string {

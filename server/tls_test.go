@@ -26,13 +26,7 @@ func serveListener(t *testing.T, opts ...listeners.Option) *Server {
 	t.Helper()
 	s := newServer(newFakeOS(t).osx(), WithSignals(silentSource{}), WithLogger(testLogger(t)))
 	s.Listen("api", "127.0.0.1:0", opts...)
-	served := make(chan error, 1)
-	go func() { served <- s.Serve() }()
-	select {
-	case <-s.Serving():
-	case err := <-served:
-		t.Fatal(err)
-	}
+	served := serveInBackground(t, s)
 	t.Cleanup(func() { s.Shutdown(context.Background()); <-served })
 	return s
 }
