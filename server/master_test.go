@@ -46,7 +46,6 @@ func (f *fakeOS) child(i int) *fakeChild {
 	return f.children[i]
 }
 
-
 func TestMasterReplacesItsWorker(t *testing.T) {
 	f := newFakeOS(t)
 	f.obey = true
