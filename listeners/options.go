@@ -1,6 +1,9 @@
 // Package listeners holds the kinds of listener a server runs, given as
 // options to server.Listen: HTTP (with HTTP/2 over TLS, or cleartext with
-// H2C), raw TCP, and the TLS that may wrap either.
+// H2C), raw TCP, UDP (Packet), any server of your own that serves a
+// net.Listener (Serve: gRPC, say), and the TLS that may wrap the stream
+// kinds. The address says the network: "host:port" (TCP), "udp:host:port",
+// "unix:/path/to.sock" or "unix:@name" (Linux's abstract namespace).
 //
 //	srv.Listen("api", ":8443", listeners.HTTP(api), listeners.TLSFiles("api.crt", "api.key")).
 //		Listen("echo", ":7000", listeners.TCP(echo))
@@ -14,8 +17,10 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"os"
 
 	"github.com/handoff-go/handoff/internal/listen"
 )
@@ -85,6 +90,59 @@ func ClientCAs(file string) Option {
 		}
 		s.ClientCAFile = file
 	}
+}
+
+// Packet serves a UDP socket (an address "udp:host:port") with fn, called
+// once, on a goroutine of its own, with the socket; fn reads and answers
+// datagrams until its context is done. A new process reads the same
+// socket: when it is ready, this process's ctx is cancelled (context.Cause:
+// server.ErrDraining) and a read deadline of now is set on pc, so that a
+// read in progress returns; fn must then return. Datagrams still queued in
+// the socket are read by the new process. At hammer time pc is closed.
+func Packet(fn func(ctx context.Context, pc net.PacketConn)) Option {
+	return func(s *listen.Spec) {
+		s.SetKind(listen.KindPacket)
+		if fn == nil {
+			s.Fail(errors.New("listeners: Packet handler is nil"))
+		}
+		s.Packet = fn
+	}
+}
+
+// Serve runs a server of the program's own on the listener (TCP or unix):
+// gRPC, or anything else that serves a net.Listener. serve is called with
+// the listener and must block until shutdown makes it return; the process
+// reports that it is ready only once serve has started to accept. On a
+// drain, shutdown is called with a context that hammer time cancels: it
+// stops accepting, lets what is in flight finish, and returns; when its
+// context is done it must stop at once (for gRPC: GracefulStop, and Stop
+// when ctx is done). Connections still open at hammer time are closed.
+func Serve(serve func(net.Listener) error, shutdown func(ctx context.Context) error) Option {
+	return func(s *listen.Spec) {
+		s.SetKind(listen.KindServe)
+		if serve == nil || shutdown == nil {
+			s.Fail(errors.New("listeners: Serve needs a serve and a shutdown function"))
+		}
+		s.Serve, s.Shutdown = serve, shutdown
+	}
+}
+
+// FileMode sets the permissions of a unix socket's file once it is bound
+// (connecting to a unix socket needs write permission on it).
+func FileMode(mode os.FileMode) Option {
+	return func(s *listen.Spec) {
+		if mode&^os.ModePerm != 0 || mode == 0 {
+			s.Fail(fmt.Errorf("listeners: FileMode(%v): want permission bits only", mode))
+			return
+		}
+		s.File.Mode = mode
+	}
+}
+
+// FileOwner sets the owner and group of a unix socket's file once it is
+// bound (-1 leaves one of them as it is).
+func FileOwner(uid, gid int) Option {
+	return func(s *listen.Spec) { s.File.Owner, s.File.UID, s.File.GID = true, uid, gid }
 }
 
 // H2C serves HTTP/2 over cleartext to clients that know the server speaks

@@ -2,7 +2,6 @@ package server
 
 import (
 	"fmt"
-	"net"
 
 	"github.com/handoff-go/handoff/internal/listen"
 	"github.com/handoff-go/handoff/internal/protocol"
@@ -12,7 +11,7 @@ import (
 // sd_listen_fds(3)) passed, when LISTEN_PID names this process: by name
 // when LISTEN_FDNAMES names a declared listener, else in order. The
 // variables are always unset. Variables of another process are ignored.
-func (s *Server) adoptActivation() (map[string]net.Listener, error) {
+func (s *Server) adoptActivation() (map[string]listen.Socket, error) {
 	pidVal, _ := s.sys.LookupEnv(protocol.EnvListenPID)
 	fdsVal, _ := s.sys.LookupEnv(protocol.EnvListenFDs)
 	namesVal, _ := s.sys.LookupEnv(protocol.EnvListenFDNames)
@@ -34,7 +33,7 @@ func (s *Server) adoptActivation() (map[string]net.Listener, error) {
 		declared[i] = d.name
 	}
 	assigned := a.Assign(declared)
-	adopted := make(map[string]net.Listener, a.Len())
+	adopted := make(map[string]listen.Socket, a.Len())
 	for i, name := range assigned {
 		fd := uintptr(protocol.FirstFD + i)
 		label := name
@@ -49,7 +48,7 @@ func (s *Server) adoptActivation() (map[string]net.Listener, error) {
 			return nil, fmt.Errorf("server: socket activation: %w", err)
 		}
 		if name == "" {
-			s.log.Warn().Uint64("fd", uint64(fd)).Str("addr", ln.Addr().String()).Str("fd_name", a.Name(i)).
+			s.log.Warn().Uint64("fd", uint64(fd)).Stringer("addr", listen.AddrOf(ln)).Str("fd_name", a.Name(i)).
 				Msg("socket-activated descriptor matches no listener; closing it")
 			ln.Close()
 			continue
@@ -61,7 +60,7 @@ func (s *Server) adoptActivation() (map[string]net.Listener, error) {
 	return adopted, nil
 }
 
-func keys(m map[string]net.Listener) []string {
+func keys(m map[string]listen.Socket) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)

@@ -21,7 +21,7 @@ import (
 // manifest from the real parent that is malformed, or names a descriptor
 // that is not a listening socket, is an error: the child exits and the
 // parent goes on serving.
-func (s *Server) adopt() (map[string]net.Listener, *os.File, int, error) {
+func (s *Server) adopt() (map[string]listen.Socket, *os.File, int, error) {
 	manifest, hasOrder := s.sys.LookupEnv(protocol.EnvOrder)
 	ppidVal, _ := s.sys.LookupEnv(protocol.EnvParentPID)
 	genVal, _ := s.sys.LookupEnv(protocol.EnvGeneration)
@@ -68,8 +68,8 @@ func (s *Server) adopt() (map[string]net.Listener, *os.File, int, error) {
 			}
 		}
 	}
-	adopted := make(map[string]net.Listener, m.Len())
-	fail := func(err error) (map[string]net.Listener, *os.File, int, error) {
+	adopted := make(map[string]listen.Socket, m.Len())
+	fail := func(err error) (map[string]listen.Socket, *os.File, int, error) {
 		for _, ln := range adopted {
 			ln.Close()
 		}
@@ -109,7 +109,7 @@ func (s *Server) adopt() (map[string]net.Listener, *os.File, int, error) {
 // chosen is the socket picked for a declared listener.
 type chosen struct {
 	decl      decl
-	ln        net.Listener
+	ln        listen.Socket
 	inherited bool
 }
 
@@ -118,7 +118,7 @@ type chosen struct {
 // address, a fresh one otherwise. Adopted sockets this program no longer
 // declares are closed, unless a renamed listener with the same address
 // takes them over. On error every socket is closed.
-func (s *Server) choose(adopted map[string]net.Listener) (picked []chosen, err error) {
+func (s *Server) choose(adopted map[string]listen.Socket) (picked []chosen, err error) {
 	defer func() {
 		if err != nil {
 			for _, c := range picked {
@@ -135,9 +135,9 @@ func (s *Server) choose(adopted map[string]net.Listener) (picked []chosen, err e
 			delete(adopted, d.name)
 			// A socket from the service manager is what the operator
 			// configured there; it wins over the declared address.
-			if !s.activated[d.name] && !listen.SameAddr(d.addr, ln.Addr()) {
-				s.log.Info().Str("listener", d.name).Str("was", ln.Addr().String()).Str("now", d.addr).
-					Msg("address changed; binding afresh")
+			if !s.activated[d.name] && !listen.SameAddr(d.addr, listen.AddrOf(ln)) {
+				s.log.Info().Str("listener", d.name).Stringer("was", listen.AddrOf(ln)).Stringer("now", d.addr).
+					Msg("the inherited socket is not of the declared kind or address; binding afresh")
 				ln.Close()
 				inherited = false
 			}
@@ -145,19 +145,19 @@ func (s *Server) choose(adopted map[string]net.Listener) (picked []chosen, err e
 		if !inherited {
 			ln, inherited = takeByAddr(adopted, s.decls, d)
 			if inherited {
-				s.log.Info().Str("listener", d.name).Str("addr", ln.Addr().String()).
+				s.log.Info().Str("listener", d.name).Stringer("addr", listen.AddrOf(ln)).
 					Msg("adopted the socket of a renamed listener")
 			}
 		}
 		if !inherited {
-			if ln, err = listen.Bind(context.Background(), d.addr); err != nil {
+			if ln, err = listen.Bind(context.Background(), d.addr, d.spec.File); err != nil {
 				return picked, fmt.Errorf("server: listener %q: %w", d.name, err)
 			}
 		}
 		picked = append(picked, chosen{d, ln, inherited})
 	}
 	for name, ln := range adopted {
-		s.log.Info().Str("listener", name).Str("addr", ln.Addr().String()).
+		s.log.Info().Str("listener", name).Stringer("addr", listen.AddrOf(ln)).
 			Msg("closing inherited listener this program no longer declares")
 		ln.Close()
 		delete(adopted, name)
@@ -166,7 +166,7 @@ func (s *Server) choose(adopted map[string]net.Listener) (picked []chosen, err e
 }
 
 // open chooses the sockets and builds a service on each.
-func (s *Server) open(adopted map[string]net.Listener) ([]*service, error) {
+func (s *Server) open(adopted map[string]listen.Socket) ([]*service, error) {
 	picked, err := s.choose(adopted)
 	if err != nil {
 		return nil, err
@@ -187,7 +187,7 @@ func (s *Server) open(adopted map[string]net.Listener) ([]*service, error) {
 			return nil, err
 		}
 		services = append(services, svc)
-		svc.log.Info().Str("addr", c.ln.Addr().String()).Bool("inherited", c.inherited).
+		svc.log.Info().Stringer("addr", listen.AddrOf(c.ln)).Bool("inherited", c.inherited).
 			Str("kind", c.decl.spec.Kind.String()).Bool("tls", c.decl.spec.TLS()).Msg("listening")
 	}
 	return services, nil
@@ -195,12 +195,12 @@ func (s *Server) open(adopted map[string]net.Listener) ([]*service, error) {
 
 // takeByAddr removes and returns an adopted socket whose name no
 // declaration uses and whose address is d's (a fixed port is required).
-func takeByAddr(adopted map[string]net.Listener, decls []decl, d decl) (net.Listener, bool) {
-	if _, port, err := net.SplitHostPort(d.addr); err != nil || port == "0" {
+func takeByAddr(adopted map[string]listen.Socket, decls []decl, d decl) (listen.Socket, bool) {
+	if _, port, err := net.SplitHostPort(d.addr.Address); d.addr.Network != "unix" && (err != nil || port == "0") {
 		return nil, false
 	}
 	for name, ln := range adopted {
-		if declared(decls, name) || !listen.SameAddr(d.addr, ln.Addr()) {
+		if declared(decls, name) || !listen.SameAddr(d.addr, listen.AddrOf(ln)) {
 			continue
 		}
 		delete(adopted, name)

@@ -326,7 +326,6 @@ func TestChildRejectsBadInput(t *testing.T) {
 		{"regular file", "api", one(regularFile), "it is a regular file"},
 		{"pipe", "api", one(pipeEnd), "it is a pipe"},
 		{"connected socket", "api", one(connectedSocket), "not listening"},
-		{"udp socket", "api", one(udpSocket), "not a stream"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -352,6 +351,22 @@ func twoListeners(t *testing.T) []*os.File {
 
 func one(fn func(*testing.T) *os.File) func(*testing.T) []*os.File {
 	return func(t *testing.T) []*os.File { return []*os.File{fn(t)} }
+}
+
+// A socket of another kind than the declared listener's (a UDP socket
+// passed for a TCP listener, say: the new binary changed the listener) is
+// never served: the child binds the declared address afresh.
+func TestChildRebindsASocketOfAnotherKind(t *testing.T) {
+	run := runAdoption(t, "api=127.0.0.1:0", parentEnv("api"), udpSocket(t))
+	if run.code != 0 {
+		t.Fatalf("exit %d:\n%s", run.code, run.stderr)
+	}
+	if l := listenerStats(t, run.report.Stats, "api"); l.Inherited || l.Kind != "http" {
+		t.Fatalf("api %+v: the UDP socket was served as an HTTP listener", l)
+	}
+	if !strings.Contains(run.stderr, "binding afresh") {
+		t.Fatalf("not logged:\n%s", run.stderr)
+	}
 }
 
 func TestChildIgnoresForeignVariables(t *testing.T) {

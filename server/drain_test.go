@@ -273,6 +273,21 @@ func TestServeRejectsBadConfiguration(t *testing.T) {
 		{"missing certificate", func(s *Server) {
 			s.Listen("api", "127.0.0.1:0", listeners.TLSFiles("/nonexistent/cert.pem", "/nonexistent/key.pem"))
 		}, nil, "/nonexistent/cert.pem"},
+		{"unknown scheme", func(s *Server) { s.Listen("api", "quic:127.0.0.1:443") }, nil, "unknown address scheme"},
+		{"unix path too long", func(s *Server) { s.Listen("api", "unix:/"+strings.Repeat("x", 120)) }, nil, "more than the 107"},
+		{"unix socket in a missing directory", func(s *Server) { s.Listen("api", "unix:/nonexistent/dir/app.sock") }, nil, "no such file or directory"},
+		{"Packet on a TCP address", func(s *Server) {
+			s.Listen("dns", "127.0.0.1:0", listeners.Packet(func(context.Context, net.PacketConn) {}))
+		}, nil, "needs a udp: address"},
+		{"UDP without Packet", func(s *Server) { s.Listen("dns", "udp:127.0.0.1:0") }, nil, "needs listeners.Packet"},
+		{"FileMode on TCP", func(s *Server) { s.Listen("api", "127.0.0.1:0", listeners.FileMode(0o600)) }, nil, "for unix socket paths"},
+		{"Serve without shutdown", func(s *Server) {
+			s.Listen("own", "127.0.0.1:0", listeners.Serve(func(net.Listener) error { return nil }, nil))
+		}, nil, "needs a serve and a shutdown"},
+		{"Serve failing at once", func(s *Server) {
+			s.Listen("own", "127.0.0.1:0", listeners.Serve(func(net.Listener) error { return errors.New("no way") },
+				func(context.Context) error { return nil }))
+		}, nil, "no way"},
 		{"TLS config without a certificate", func(s *Server) {
 			s.Listen("api", "127.0.0.1:0", listeners.TLS(&tls.Config{}))
 		}, nil, "TLS config has no certificate"},

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/handoff-go/handoff/internal/listen"
+
 	"github.com/handoff-go/handoff/internal/osx"
 	"github.com/handoff-go/handoff/internal/protocol"
 )
@@ -153,7 +155,7 @@ func (s *Server) serveMaster() error {
 		exits: make(chan *worker, 8), poke: make(chan struct{}, 1)}
 	for _, c := range picked {
 		m.socks = append(m.socks, socket{c.decl.name, c.ln})
-		s.log.Info().Str("listener", c.decl.name).Str("addr", c.ln.Addr().String()).
+		s.log.Info().Str("listener", c.decl.name).Stringer("addr", listen.AddrOf(c.ln)).
 			Bool("inherited", c.inherited).Msg("listening (master)")
 	}
 	defer func() {
@@ -240,6 +242,14 @@ func (m *master) run() error {
 					kill = time.After(s.cfg.hammerTime + m.killSlack)
 				}
 			}
+		}
+	}
+	for _, d := range s.decls {
+		if s.activated[d.name] {
+			continue // the service manager's: it removes what it made
+		}
+		if err := listen.RemoveSocketFile(d.addr); err != nil {
+			s.log.Warn().Err(err).Str("listener", d.name).Msg("cannot remove the socket file")
 		}
 	}
 	s.removePIDFile()
@@ -358,7 +368,7 @@ const (
 func (m *master) addr(name string) net.Addr {
 	for _, sk := range m.socks {
 		if sk.name == name {
-			return sk.ln.Addr()
+			return listen.AddrOf(sk.ln)
 		}
 	}
 	return nil
@@ -368,7 +378,7 @@ func (m *master) addr(name string) net.Addr {
 func (m *master) stats() (int, []ListenerStats) {
 	var out []ListenerStats
 	for _, sk := range m.socks {
-		ls := ListenerStats{Name: sk.name, Addr: sk.ln.Addr().String()}
+		ls := ListenerStats{Name: sk.name, Addr: listen.AddrOf(sk.ln).String()}
 		for _, d := range m.s.decls {
 			if d.name == sk.name {
 				ls.Kind, ls.TLS = d.spec.Kind.String(), d.spec.TLS()

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -79,7 +78,7 @@ func (s *Server) handOff() error {
 // socket is a listening socket and the name it is handed on under.
 type socket struct {
 	name string
-	ln   net.Listener
+	ln   listen.Socket
 }
 
 func socketsOf(services []*service) []socket {
@@ -90,12 +89,23 @@ func socketsOf(services []*service) []socket {
 	return out
 }
 
-// claimRestart makes this the one restart in progress, or says why not.
+// claimRestart makes this the one restart in progress, or says why not. A
+// restart asked for while the process is still starting (a SIGHUP sent as
+// soon as the PID file named it) waits until it serves.
 func (s *Server) claimRestart() error {
 	s.mu.Lock()
+	if s.phase == phaseStarting {
+		s.mu.Unlock()
+		select {
+		case <-s.serving:
+		case <-s.quit:
+		}
+		s.mu.Lock()
+	}
 	defer s.mu.Unlock()
 	switch {
 	case s.phase != phaseServing:
+		s.log.Warn().Msg("restart requested while not serving; ignored")
 		return ErrNotServing
 	case s.draining.Load():
 		s.log.Warn().Msg("restart requested while draining; ignored")

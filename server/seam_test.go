@@ -3,8 +3,10 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/handoff-go/handoff/internal/osx"
 	"github.com/handoff-go/handoff/internal/protocol"
+	"github.com/handoff-go/handoff/listeners"
 )
 
 // behaviour is what a fake child does once started.
@@ -462,5 +465,41 @@ func TestRestartNamesTheChildInThePIDFile(t *testing.T) {
 	}
 	if d := s.Stats().Drain; d <= 0 {
 		t.Fatalf("Stats().Drain = %v after the drain", d)
+	}
+}
+
+// A restart asked for while the process is still starting (a SIGHUP sent
+// the moment the PID file named it) waits until the process serves,
+// instead of being dropped.
+func TestRestartWhileStartingWaits(t *testing.T) {
+	f := newFakeOS(t)
+	release := make(chan struct{})
+	s := newServer(f.osx(), WithSignals(silentSource{}), WithLogger(testLogger(t)))
+	s.Listen("own", "127.0.0.1:0", listeners.Serve(func(ln net.Listener) error {
+		<-release // not accepting yet: the process does not serve
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return nil
+			}
+			c.Close()
+		}
+	}, func(context.Context) error { return nil }))
+	served := make(chan error, 1)
+	go func() { served <- s.Serve() }()
+	waitUntil(t, "the listener to be open", func() bool { return s.Addr("own") != nil })
+	restarted := make(chan error, 1)
+	go func() { restarted <- s.Restart() }()
+	select {
+	case err := <-restarted:
+		t.Fatalf("Restart returned %v while the process was starting", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	if err := <-restarted; err != nil {
+		t.Fatalf("Restart once serving: %v", err)
+	}
+	if err := waitServed(t, served); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -32,8 +32,9 @@ const (
 
 // decl is a listener as declared by Listen.
 type decl struct {
-	name, addr string
-	spec       *listen.Spec
+	name string
+	addr listen.Addr
+	spec *listen.Spec
 }
 
 // Server runs named listeners and hands them to a new copy of the program
@@ -154,7 +155,8 @@ func (s *Server) Listen(name, addr string, opts ...listeners.Option) *Server {
 			return s
 		}
 	}
-	if err := listen.CheckAddr(addr); err != nil {
+	a, err := listen.ParseAddr(addr)
+	if err != nil {
 		s.errs = append(s.errs, fmt.Errorf("server: listener %q: bad address %q: %w", name, addr, err))
 		return s
 	}
@@ -163,7 +165,11 @@ func (s *Server) Listen(name, addr string, opts ...listeners.Option) *Server {
 		s.errs = append(s.errs, fmt.Errorf("server: listener %q: %w", name, err))
 		return s
 	}
-	s.decls = append(s.decls, decl{name: name, addr: addr, spec: spec})
+	if err := spec.Check(a); err != nil {
+		s.errs = append(s.errs, fmt.Errorf("server: listener %q: %w", name, err))
+		return s
+	}
+	s.decls = append(s.decls, decl{name: name, addr: a, spec: spec})
 	return s
 }
 
@@ -289,8 +295,6 @@ func (s *Server) Serve() error {
 	s.mu.Lock()
 	s.services = services
 	s.generation = gen
-	s.phase = phaseServing
-	close(s.serving)
 	s.mu.Unlock()
 
 	var wg sync.WaitGroup
@@ -306,13 +310,21 @@ func (s *Server) Serve() error {
 			}
 		}()
 	}
-	if ready != nil {
-		s.signalReady(ready)
-	}
-	s.log.Info().Strs("listeners", names(services)).Int("generation", gen).Msg("serving")
-	if ready == nil {
-		// A handoff child is announced by its parent (MAINPID=, READY=1).
-		s.notify("READY=1", "STATUS=serving "+strings.Join(names(services), ", "))
+	if s.awaitAccepting(services) {
+		s.mu.Lock()
+		s.phase = phaseServing
+		close(s.serving)
+		s.mu.Unlock()
+		if ready != nil {
+			s.signalReady(ready)
+		}
+		s.log.Info().Strs("listeners", names(services)).Int("generation", gen).Msg("serving")
+		if ready == nil {
+			// A handoff child is announced by its parent (MAINPID=, READY=1).
+			s.notify("READY=1", "STATUS=serving "+strings.Join(names(services), ", "))
+		}
+	} else if ready != nil {
+		ready.Close() // the parent gives up on this process and serves on
 	}
 	watchdogDone := make(chan struct{})
 	if every := s.watchdogInterval(); every > 0 {
@@ -327,6 +339,7 @@ func (s *Server) Serve() error {
 	s.drain()
 	close(watchdogDone)
 	wg.Wait()
+	s.removeSocketFiles()
 	s.removePIDFile()
 	s.stop()
 	s.log.Info().Msg("exited")
@@ -342,6 +355,42 @@ func (s *Server) setRole(r role) {
 	s.mu.Lock()
 	s.role = r
 	s.mu.Unlock()
+}
+
+// awaitAccepting waits until the program's own servers (listeners.Serve)
+// have started to accept, and reports false if a listener failed first.
+func (s *Server) awaitAccepting(services []*service) bool {
+	for _, svc := range services {
+		if svc.accepting == nil {
+			continue
+		}
+		select {
+		case <-svc.accepting:
+		case <-s.quit:
+			return false
+		}
+	}
+	return true
+}
+
+// removeSocketFiles removes the files of the unix sockets this process
+// served when it stops for good: not after a handoff (the new process
+// serves on them), and not in a worker (its master holds them).
+func (s *Server) removeSocketFiles() {
+	s.mu.Lock()
+	handedOff, services := s.handedOff, s.services
+	s.mu.Unlock()
+	if handedOff || s.masterPID != 0 {
+		return
+	}
+	for _, svc := range services {
+		if s.activated[svc.name] {
+			continue // the service manager's: it removes what it made
+		}
+		if err := listen.RemoveSocketFile(svc.addr); err != nil {
+			svc.log.Warn().Err(err).Msg("cannot remove the socket file")
+		}
+	}
 }
 
 // startDir is the directory a restart's child starts in: this process's
@@ -455,7 +504,7 @@ func (s *Server) Addr(name string) net.Addr {
 	defer s.mu.Unlock()
 	for _, svc := range s.services {
 		if svc.name == name {
-			return svc.raw.Addr()
+			return listen.AddrOf(svc.raw)
 		}
 	}
 	if s.master != nil {

@@ -22,19 +22,22 @@ import (
 
 // service is one named listener being served.
 type service struct {
-	name, addr string
-	spec       *listen.Spec
-	raw        net.Listener // the socket, exported on restart
-	inherited  bool
-	log        logx.Logger
-	tracker    *listen.Tracker
-	ln         net.Listener // tracked, TLS-wrapped if need be
-	certs      *tlsreload.Reloader
+	name      string
+	addr      listen.Addr
+	spec      *listen.Spec
+	raw       listen.Socket // the socket, exported on restart
+	inherited bool
+	log       logx.Logger
+	tracker   *listen.Tracker
+	ln        net.Listener   // tracked, TLS-wrapped if need be; nil for packets
+	pc        net.PacketConn // a packet listener's socket
+	certs     *tlsreload.Reloader
 
-	hs      *http.Server
-	h2      *h2drain.Set // HTTP/2 connections, nil if none can be
-	handler func(context.Context, net.Conn)
-	active  atomic.Int64 // TCP handlers running
+	hs        *http.Server
+	h2        *h2drain.Set // HTTP/2 connections, nil if none can be
+	handler   func(context.Context, net.Conn)
+	active    atomic.Int64    // handlers running: TCP, packet, a Serve kind's serve and shutdown
+	accepting <-chan struct{} // a Serve kind's: closed once serve accepts
 
 	drainCtx    context.Context // TCP handlers; cancelled when a drain starts
 	drainCancel context.CancelCauseFunc
@@ -42,7 +45,7 @@ type service struct {
 	baseCancel  context.CancelCauseFunc
 }
 
-func (s *Server) newService(d decl, raw net.Listener, inherited bool) (*service, error) {
+func (s *Server) newService(d decl, raw listen.Socket, inherited bool) (*service, error) {
 	svc := &service{
 		name:      d.name,
 		addr:      d.addr,
@@ -54,13 +57,32 @@ func (s *Server) newService(d decl, raw net.Listener, inherited bool) (*service,
 	svc.baseCtx, svc.baseCancel = context.WithCancelCause(hijack.NewContext(context.Background(), &s.hj))
 	svc.drainCtx, svc.drainCancel = context.WithCancelCause(svc.baseCtx)
 
-	initial := http.StateNew
-	if d.spec.Kind == listen.KindTCP {
-		initial = http.StateActive
+	if d.spec.Kind == listen.KindPacket {
+		pc, ok := raw.(net.PacketConn)
+		if !ok {
+			svc.baseCancel(nil)
+			return nil, fmt.Errorf("server: listener %q: %T is not a packet socket", d.name, raw)
+		}
+		svc.pc = pc
+		return svc, nil
+	}
+	rawLn, ok := raw.(net.Listener)
+	if !ok {
+		svc.baseCancel(nil)
+		return nil, fmt.Errorf("server: listener %q: %T is not a stream listener", d.name, raw)
+	}
+	// Only HTTP connections go idle; the others are busy while open.
+	initial := http.StateActive
+	if d.spec.Kind == listen.KindHTTP {
+		initial = http.StateNew
 	}
 	svc.tracker = listen.NewTracker(initial)
 	svc.tracker.OnHijack = func(c *listen.Conn) func() { return s.hj.Add(c) }
-	svc.ln = svc.tracker.Listen(raw)
+	tracked := svc.tracker.Listen(rawLn)
+	svc.ln = tracked
+	if d.spec.Kind == listen.KindServe {
+		svc.accepting = tracked.Accepting()
+	}
 
 	var tlsCfg *tls.Config
 	if d.spec.TLS() {
@@ -73,7 +95,7 @@ func (s *Server) newService(d decl, raw net.Listener, inherited bool) (*service,
 	switch d.spec.Kind {
 	case listen.KindTCP:
 		svc.handler = d.spec.TCP
-	default:
+	case listen.KindHTTP:
 		svc.buildHTTP(s, tlsCfg)
 	}
 	if tlsCfg != nil {
@@ -169,8 +191,14 @@ func (s *Server) track(h http.Handler) http.Handler {
 	})
 }
 
-// serve accepts until the listener is closed.
+// serve serves until the drain ends it.
 func (svc *service) serve() error {
+	switch svc.spec.Kind {
+	case listen.KindPacket:
+		return svc.servePacket()
+	case listen.KindServe:
+		return svc.serveOwn()
+	}
 	if svc.hs != nil {
 		if svc.h2 != nil {
 			// Returns when the drain is over (release); serve waits for it.
@@ -226,37 +254,60 @@ func transient(err error) bool {
 }
 
 // stopAccepting closes the socket of this process; a child that inherited
-// it keeps its own descriptor and goes on accepting.
+// it keeps its own descriptor and goes on accepting. A Serve kind's server
+// stops accepting by its own shutdown (startDrain); a packet socket has no
+// accepting to stop.
 func (svc *service) stopAccepting() {
+	if svc.ln == nil || svc.spec.Kind == listen.KindServe {
+		return
+	}
 	if err := svc.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		svc.log.Warn().Err(err).Msg("closing listener")
 	}
 }
 
-// startDrain tells TCP handlers that the server drains; HTTP/1 learns it
-// from each response, HTTP/2 from sweep.
+// startDrain tells TCP and packet handlers that the server drains, and
+// calls a Serve kind's shutdown; HTTP/1 learns it from each response,
+// HTTP/2 from sweep.
 func (svc *service) startDrain() {
 	svc.drainCancel(ErrDraining)
+	switch svc.spec.Kind {
+	case listen.KindPacket:
+		svc.pc.SetReadDeadline(time.Now()) // a read in progress returns
+	case listen.KindServe:
+		svc.shutdownOwn()
+	}
 }
 
 // sweep is one step of the drain: close quiet idle HTTP/1 connections,
 // move HTTP/2 connections along their GOAWAY steps.
 func (svc *service) sweep(now time.Time, grace time.Duration) {
+	if svc.tracker == nil {
+		return
+	}
 	svc.tracker.Sweep(now, grace, finWait)
 	if svc.h2 != nil {
 		svc.h2.Drain(now, svc.tracker.Handshaking())
 	}
 }
 
-// open counts what keeps the drain waiting: connections and TCP handlers.
+// open counts what keeps the drain waiting: connections and handlers.
 func (svc *service) open() int {
-	return svc.tracker.Len() + int(svc.active.Load())
+	n := int(svc.active.Load())
+	if svc.tracker != nil {
+		n += svc.tracker.Len()
+	}
+	return n
 }
 
 // hammer closes every connection and cancels every handler context.
 func (svc *service) hammer() int {
 	// Cancel first, so a handler learns why before its connection dies.
 	svc.baseCancel(ErrHammered)
+	if svc.pc != nil {
+		svc.pc.Close()
+		return int(svc.active.Load())
+	}
 	n := svc.tracker.CloseAll()
 	if svc.h2 != nil {
 		svc.h2.Hammer()
@@ -267,6 +318,12 @@ func (svc *service) hammer() int {
 // release frees what the service holds once it has stopped.
 func (svc *service) release() {
 	svc.baseCancel(context.Canceled)
+	if svc.pc != nil {
+		svc.pc.Close()
+	}
+	if svc.spec.Kind == listen.KindServe {
+		svc.ln.Close()
+	}
 	if svc.h2 != nil {
 		svc.h2.Close()
 	}

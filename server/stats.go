@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/handoff-go/handoff/internal/listen"
 )
 
 // Stats is a snapshot of a server.
@@ -88,7 +90,7 @@ func (s *Server) Stats() Stats {
 	for _, svc := range services {
 		ls := ListenerStats{
 			Name:      svc.name,
-			Addr:      svc.raw.Addr().String(),
+			Addr:      listen.AddrOf(svc.raw).String(),
 			Kind:      svc.spec.Kind.String(),
 			TLS:       svc.spec.TLS(),
 			Inherited: svc.inherited,

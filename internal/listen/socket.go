@@ -10,8 +10,9 @@ import (
 
 // Errors about sockets, wrapped with the listener's name and descriptor.
 var (
-	// ErrNotListener: an inherited descriptor is not a listening TCP socket.
-	ErrNotListener = errors.New("not a listening TCP socket")
+	// ErrNotListener: an inherited descriptor is not a listening stream
+	// socket (TCP or unix) or a bound UDP socket.
+	ErrNotListener = errors.New("not a listening socket")
 	// ErrUnsupported: the platform cannot pass sockets to a child.
 	ErrUnsupported = errors.New("socket handoff is not supported on this platform")
 )
@@ -58,41 +59,46 @@ func validHostname(h string) bool {
 	return true
 }
 
-// Bind listens on the TCP address addr.
-func Bind(ctx context.Context, addr string) (net.Listener, error) {
-	var lc net.ListenConfig
-	return lc.Listen(ctx, "tcp", addr)
+// Socket is a bound or inherited socket: a net.Listener for a stream
+// socket, a net.PacketConn for a datagram one.
+type Socket interface {
+	Close() error
 }
 
-// SameAddr reports whether a listener bound at got serves the address want
-// was declared with, so an inherited socket can be kept. A declared port 0
-// accepts whatever port the socket has; an empty or unspecified host
-// matches only a socket bound to all addresses.
-func SameAddr(want string, got net.Addr) bool {
-	ta, ok := got.(*net.TCPAddr)
-	if !ok {
-		return false
+// AddrOf is the local address of sock.
+func AddrOf(sock Socket) net.Addr {
+	switch s := sock.(type) {
+	case net.Listener:
+		return s.Addr()
+	case net.PacketConn:
+		return s.LocalAddr()
 	}
-	host, port, err := net.SplitHostPort(want)
+	return nil
+}
+
+// sameIPPort reports whether host:port in want names ip and port (see
+// SameAddr).
+func sameIPPort(want string, ip net.IP, port int) bool {
+	host, p, err := net.SplitHostPort(want)
 	if err != nil {
 		return false
 	}
-	p, err := resolvePort(port)
-	if err != nil || (p != 0 && p != ta.Port) {
+	n, err := resolvePort(p)
+	if err != nil || (n != 0 && n != port) {
 		return false
 	}
 	if host == "" {
-		return ta.IP.IsUnspecified()
+		return ip.IsUnspecified()
 	}
-	if ip := net.ParseIP(host); ip != nil {
-		return ip.Equal(ta.IP) || (ip.IsUnspecified() && ta.IP.IsUnspecified())
+	if want := net.ParseIP(host); want != nil {
+		return want.Equal(ip) || (want.IsUnspecified() && ip.IsUnspecified())
 	}
 	ips, err := net.DefaultResolver.LookupIP(context.Background(), "ip", host)
 	if err != nil {
 		return false
 	}
-	for _, ip := range ips {
-		if ip.Equal(ta.IP) {
+	for _, a := range ips {
+		if a.Equal(ip) {
 			return true
 		}
 	}

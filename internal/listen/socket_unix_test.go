@@ -42,8 +42,8 @@ func TestExportKeepsTheSocketNonBlocking(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer in.Close()
-	if in.Addr().String() != ln.Addr().String() {
-		t.Fatalf("inherited %v, exported %v", in.Addr(), ln.Addr())
+	if AddrOf(in).String() != ln.Addr().String() {
+		t.Fatalf("inherited %v, exported %v", AddrOf(in), ln.Addr())
 	}
 }
 

@@ -18,8 +18,10 @@ type Kind int
 
 // The kinds of listener.
 const (
-	KindHTTP Kind = iota // HTTP/1.1, and HTTP/2 over TLS or cleartext
-	KindTCP              // a raw stream handler
+	KindHTTP   Kind = iota // HTTP/1.1, and HTTP/2 over TLS or cleartext
+	KindTCP                // a raw stream handler, one call per connection
+	KindPacket             // a datagram handler, one call per process
+	KindServe              // any server that serves a net.Listener
 )
 
 func (k Kind) String() string {
@@ -28,6 +30,10 @@ func (k Kind) String() string {
 		return "http"
 	case KindTCP:
 		return "tcp"
+	case KindPacket:
+		return "packet"
+	case KindServe:
+		return "serve"
 	}
 	return fmt.Sprintf("Kind(%d)", int(k))
 }
@@ -40,8 +46,17 @@ type Spec struct {
 	Kind Kind
 	// Handler serves an HTTP listener; nil means the server's handler.
 	Handler http.Handler
-	// TCP serves a TCP listener.
+	// TCP serves each connection of a TCP listener.
 	TCP func(ctx context.Context, c net.Conn)
+	// Packet serves a UDP socket.
+	Packet func(ctx context.Context, pc net.PacketConn)
+	// Serve and Shutdown run a server of the program's own on the
+	// listener: Serve until Shutdown, which a drain calls with a context
+	// that hammer time cancels.
+	Serve    func(net.Listener) error
+	Shutdown func(context.Context) error
+	// File is applied to a unix socket's file when it is bound.
+	File FileOptions
 	// TLSConfig, when set, wraps the listener in TLS with a clone of it.
 	TLSConfig *tls.Config
 	// Certs are certificate files, reloaded in place; with several, the
@@ -74,6 +89,19 @@ func (s *Spec) SetKind(k Kind) {
 // Fail records an error that Build returns.
 func (s *Spec) Fail(err error) { s.errs = append(s.errs, err) }
 
+// Check reports whether the kind of s fits the network of a.
+func (s *Spec) Check(a Addr) error {
+	switch {
+	case s.Kind == KindPacket && a.Network != "udp":
+		return fmt.Errorf("listeners.Packet needs a udp: address, not %s", a)
+	case s.Kind != KindPacket && a.Network == "udp":
+		return fmt.Errorf("the udp: address %s needs listeners.Packet", a)
+	case (s.File.Mode != 0 || s.File.Owner) && (a.Network != "unix" || a.Abstract()):
+		return fmt.Errorf("FileMode and FileOwner are for unix socket paths, not %s", a)
+	}
+	return nil
+}
+
 // Build applies opts and checks that they fit together.
 func Build[O ~func(*Spec)](opts ...O) (*Spec, error) {
 	s := &Spec{Kind: KindHTTP}
@@ -94,8 +122,14 @@ func Build[O ~func(*Spec)](opts ...O) (*Spec, error) {
 	if s.H2C && (s.TLS() || s.Kind != KindHTTP) {
 		s.Fail(errors.New("listeners: H2C is for cleartext HTTP listeners"))
 	}
-	if s.Kind == KindTCP && (s.H2C || len(s.Configure) > 0) {
-		s.Fail(errors.New("listeners: HTTP options on a TCP listener"))
+	if s.Kind != KindHTTP && (s.H2C || len(s.Configure) > 0) {
+		s.Fail(fmt.Errorf("listeners: HTTP options on a %s listener", s.Kind))
+	}
+	if s.Kind == KindPacket && s.TLS() {
+		s.Fail(errors.New("listeners: TLS on a packet listener (UDP)"))
+	}
+	if s.Kind == KindServe && s.TLS() {
+		s.Fail(errors.New("listeners: TLS with Serve: give your server its own TLS configuration"))
 	}
 	if err := errors.Join(s.errs...); err != nil {
 		return nil, err

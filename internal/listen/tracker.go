@@ -41,14 +41,23 @@ func NewTracker(initial http.ConnState) *Tracker {
 // Listener tracks every connection its embedded listener accepts.
 type Listener struct {
 	net.Listener
-	t *Tracker
+	t         *Tracker
+	once      sync.Once
+	accepting chan struct{}
 }
 
 // Listen wraps ln.
-func (t *Tracker) Listen(ln net.Listener) *Listener { return &Listener{Listener: ln, t: t} }
+func (t *Tracker) Listen(ln net.Listener) *Listener {
+	return &Listener{Listener: ln, t: t, accepting: make(chan struct{})}
+}
+
+// Accepting returns a channel closed once Accept has been called: the
+// server on the listener has started to accept.
+func (l *Listener) Accepting() <-chan struct{} { return l.accepting }
 
 // Accept waits for a connection and tracks it.
 func (l *Listener) Accept() (net.Conn, error) {
+	l.once.Do(func() { close(l.accepting) })
 	nc, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -17,6 +18,40 @@ func TestCheckAddr(t *testing.T) {
 	} {
 		if err := CheckAddr(addr); (err == nil) != ok {
 			t.Errorf("CheckAddr(%q) = %v, want ok=%v", addr, err, ok)
+		}
+	}
+}
+
+func TestParseAddr(t *testing.T) {
+	long := "/" + strings.Repeat("x", 107)
+	for _, tt := range []struct {
+		in   string
+		want Addr
+		err  string
+	}{
+		{":8080", Addr{"tcp", ":8080"}, ""},
+		{"localhost:http", Addr{"tcp", "localhost:http"}, ""},
+		{"[::1]:443", Addr{"tcp", "[::1]:443"}, ""},
+		{"tcp:127.0.0.1:80", Addr{"tcp", "127.0.0.1:80"}, ""},
+		{"udp:127.0.0.1:5353", Addr{"udp", "127.0.0.1:5353"}, ""},
+		{"unix:/run/app/admin.sock", Addr{"unix", "/run/app/admin.sock"}, ""},
+		{"unix:rel.sock", Addr{"unix", "rel.sock"}, ""},
+		{"unix:@handoff", Addr{"unix", "@handoff"}, ""},
+		{"unix:", Addr{}, "needs a path"},
+		{"unix:" + long, Addr{}, "more than the 107"},
+		{"quic:127.0.0.1:443", Addr{}, "unknown address scheme"},
+		{"http://127.0.0.1:80", Addr{}, "unknown address scheme"},
+		{"udp:nope", Addr{}, "missing port"},
+	} {
+		got, err := ParseAddr(tt.in)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("ParseAddr(%q) = %v, %v; want an error with %q", tt.in, got, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("ParseAddr(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
 		}
 	}
 }
@@ -42,9 +77,19 @@ func TestSameAddr(t *testing.T) {
 		{"127.0.0.1:http-alt", lo, true},
 		{"garbage", lo, false},
 		{":8080", &net.UnixAddr{Name: "/x", Net: "unix"}, false},
+		{"unix:/x", &net.UnixAddr{Name: "/x", Net: "unix"}, true},
+		{"unix:/y", &net.UnixAddr{Name: "/x", Net: "unix"}, false},
+		{"unix:@x", &net.UnixAddr{Name: "@x", Net: "unix"}, true},
+		{"udp:127.0.0.1:53", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53}, true},
+		{"127.0.0.1:53", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53}, false},
+		{"udp:127.0.0.1:53", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53}, false},
 	}
 	for _, tt := range tests {
-		if got := SameAddr(tt.want, tt.got); got != tt.same {
+		want, err := ParseAddr(tt.want)
+		if err != nil {
+			want = Addr{Network: "tcp", Address: tt.want}
+		}
+		if got := SameAddr(want, tt.got); got != tt.same {
 			t.Errorf("SameAddr(%q, %v) = %v, want %v", tt.want, tt.got, got, tt.same)
 		}
 	}

@@ -5,6 +5,7 @@ package logx
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"time"
@@ -97,6 +98,20 @@ func (e *Event) Str(k, v string) *Event {
 		return e
 	}
 	return e.add(slog.String(k, v))
+}
+
+// Stringer adds v.String(), or null when v is nil.
+func (e *Event) Stringer(k string, v fmt.Stringer) *Event {
+	switch {
+	case e == nil:
+		return nil
+	case e.z != nil:
+		e.z.Stringer(k, v)
+		return e
+	case v == nil:
+		return e.add(slog.Any(k, nil))
+	}
+	return e.add(slog.String(k, v.String()))
 }
 
 // Strs adds a list of strings.

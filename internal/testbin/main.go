@@ -6,7 +6,8 @@
 // answers after N milliseconds, /ws echoes websocket messages and, on a
 // drain, closes with 1001. The "echo" listener echoes raw TCP.
 //
-// A mode file lets a test make the next process misbehave: "crash" exits
+// A mode file lets a test make the next process misbehave: "lines-fail"
+// makes the line server's serve fail at once, "crash" exits
 // with status 3 before serving, "hang" never becomes ready, "badlisten"
 // declares a listener on an address in use, "slow" waits two seconds
 // before it serves, "spawn-crash" starts a long sleep (its pid written to
@@ -17,6 +18,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,6 +29,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -45,6 +48,9 @@ func main() {
 	admin := flag.String("admin", "", "admin listener address, if any")
 	echo := flag.String("echo", "", "echo (TCP) listener address, if any")
 	tlsAddr := flag.String("tls", "", "TLS listener address, if any")
+	unixPath := flag.String("unix", "", "path of a unix socket serving the HTTP routes, if any")
+	udpAddr := flag.String("udp", "", "UDP address answering each datagram with \"PID datagram\", if any")
+	lineAddr := flag.String("lines", "", "address of a line server run through listeners.Serve, if any")
 	cert := flag.String("cert", "", "certificate file for -tls")
 	key := flag.String("key", "", "key file for -tls")
 	pidFile := flag.String("pidfile", "", "PID file")
@@ -172,6 +178,16 @@ func main() {
 	if *tlsAddr != "" {
 		srv.Listen("secure", *tlsAddr, listeners.HTTP(mux), listeners.TLSFiles(*cert, *key))
 	}
+	if *unixPath != "" {
+		srv.Listen("local", "unix:"+*unixPath, listeners.HTTP(mux), listeners.FileMode(0o600))
+	}
+	if *udpAddr != "" {
+		srv.Listen("dns", "udp:"+*udpAddr, listeners.Packet(udpEcho))
+	}
+	if *lineAddr != "" {
+		ls := &lineServer{conns: map[net.Conn]bool{}, fail: isChild && mode == "lines-fail"}
+		srv.Listen("lines", *lineAddr, listeners.Serve(ls.Serve, ls.Shutdown))
+	}
 	if isChild && mode == "badlisten" {
 		srv.Listen("extra", *api) // in use by the api listener
 	}
@@ -212,4 +228,105 @@ func runTrue(n int, out string) {
 		}
 	}
 	os.WriteFile(out, []byte(fmt.Sprintf("%d %s", failed, why)), 0o644)
+}
+
+// udpEcho answers each datagram with "PID datagram" until the drain.
+func udpEcho(ctx context.Context, pc net.PacketConn) {
+	buf := make([]byte, 2048)
+	prefix := []byte(strconv.Itoa(os.Getpid()) + " ")
+	for {
+		n, addr, err := pc.ReadFrom(buf)
+		if n > 0 {
+			pc.WriteTo(append(prefix, buf[:n]...), addr)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return // the new process reads the socket now
+			}
+			continue
+		}
+	}
+}
+
+// lineServer is a server of the program's own, as listeners.Serve runs
+// one: it answers each line with "PID line"; Shutdown stops accepting and
+// waits for each connection to finish the line in hand.
+type lineServer struct {
+	fail     bool // serve fails at once (mode "lines-fail")
+	mu       sync.Mutex
+	ln       net.Listener
+	conns    map[net.Conn]bool
+	stopping bool
+	wg       sync.WaitGroup
+}
+
+func (ls *lineServer) Serve(ln net.Listener) error {
+	if ls.fail {
+		return errors.New("line server: failing on purpose")
+	}
+	ls.mu.Lock()
+	ls.ln = ln
+	ls.mu.Unlock()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			ls.mu.Lock()
+			stopping := ls.stopping
+			ls.mu.Unlock()
+			if stopping {
+				return nil
+			}
+			return err
+		}
+		ls.mu.Lock()
+		ls.conns[c] = true
+		ls.wg.Add(1)
+		ls.mu.Unlock()
+		go ls.serveConn(c)
+	}
+}
+
+func (ls *lineServer) serveConn(c net.Conn) {
+	defer ls.wg.Done()
+	defer func() {
+		ls.mu.Lock()
+		delete(ls.conns, c)
+		ls.mu.Unlock()
+		c.Close()
+	}()
+	br := bufio.NewReader(c)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return
+		}
+		fmt.Fprintf(c, "%d %s", os.Getpid(), line)
+		ls.mu.Lock()
+		stopping := ls.stopping
+		ls.mu.Unlock()
+		if stopping {
+			return
+		}
+	}
+}
+
+func (ls *lineServer) Shutdown(ctx context.Context) error {
+	ls.mu.Lock()
+	ls.stopping = true
+	if ls.ln != nil {
+		ls.ln.Close()
+	}
+	// A connection waiting for its next line is ended after a second.
+	for c := range ls.conns {
+		c.SetReadDeadline(time.Now().Add(time.Second))
+	}
+	ls.mu.Unlock()
+	done := make(chan struct{})
+	go func() { ls.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
