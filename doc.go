@@ -1,10 +1,11 @@
 // Package handoff is a library for Go servers that never drop a client.
 //
-// One process serves many named listeners: HTTP, HTTPS with HTTP/2, and raw
-// TCP. On SIGHUP it runs its own binary again and hands every listening
-// socket to the new process, which says when it serves; only then does the
-// old process stop accepting, finish what it has in flight, and exit. No
-// connection is refused and no request is cut.
+// One process serves many named listeners: HTTP, HTTPS with HTTP/2, raw
+// TCP, UDP, unix sockets, and any server of a net.Listener (gRPC). On
+// SIGHUP it runs its own binary again and hands every socket to the new
+// process, which says when it serves; only then does the old process stop
+// accepting, finish what it has in flight, and exit. No connection is
+// refused and no request is cut.
 //
 // The library is three packages:
 //

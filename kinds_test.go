@@ -217,3 +217,33 @@ func TestServeKindFailingChild(t *testing.T) {
 		t.Fatalf("after the failed restart /pid = %q, %v", pid, err)
 	}
 }
+
+// A file the program opened once is handed to every new process by name
+// (PassFile, InheritedFile): after its path is removed, each process of
+// three restarts still writes to the same open file.
+func TestPassedFileAcrossRestarts(t *testing.T) {
+	note := filepath.Join(t.TempDir(), "note")
+	s := startServer(t, "-notefile", note)
+	if _, err := fetch(s.api, "/note"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(note); err != nil {
+		t.Fatal(err)
+	}
+	pids := []int{s.firstPID}
+	var body string
+	for range 3 {
+		pids = append(pids, s.restart())
+		var err error
+		if body, err = fetch(s.api, "/note"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var want []string
+	for _, p := range pids {
+		want = append(want, strconv.Itoa(p))
+	}
+	if got := strings.Fields(body); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("the passed file holds %q, want the pids %v in order", got, want)
+	}
+}

@@ -12,7 +12,8 @@
 //	handoff_draining                            1 while the process drains, else 0
 //	handoff_drain_seconds                       how long the drain has run, or took
 //	handoff_requests_in_flight                  HTTP requests being handled
-//	handoff_open_connections{listener,kind}     open connections of each listener (hijacked ones apart)
+//	handoff_open_connections{listener,kind}     open connections of each listener (hijacked ones apart;
+//	                                            for a packet listener, 1 while its handler runs)
 //	handoff_hijacked_connections                open hijacked connections (websockets)
 //	handoff_hammered_connections_total          connections closed by force at hammer time
 //	handoff_certificate_expiry_timestamp_seconds{listener}  earliest NotAfter of a listener's certificate files

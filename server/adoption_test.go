@@ -157,3 +157,16 @@ func TestRestartWithAMissingExecutable(t *testing.T) {
 		t.Fatalf("after the failed restart: %s", st)
 	}
 }
+
+func TestPassFileRejectsBadInput(t *testing.T) {
+	s := newServer(newFakeOS(t).osx(), WithSignals(silentSource{}), WithLogger(testLogger(t)))
+	if err := s.PassFile("a,b", os.Stdin); err == nil || !strings.Contains(err.Error(), "invalid name") {
+		t.Errorf("PassFile with a bad name = %v", err)
+	}
+	if err := s.PassFile("note", nil); err == nil || !strings.Contains(err.Error(), "nil file") {
+		t.Errorf("PassFile(nil) = %v", err)
+	}
+	if f := s.InheritedFile("note"); f != nil {
+		t.Errorf("a first process inherited %v", f)
+	}
+}

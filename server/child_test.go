@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/handoff-go/handoff/internal/protocol"
+	"github.com/handoff-go/handoff/listeners"
 )
 
 // TestMain doubles as the child of the adoption tests: with
@@ -46,6 +47,10 @@ func runChild(decl string) int {
 		WithPIDFile(os.Getenv("HANDOFF_TEST_PIDFILE")))
 	for _, item := range strings.Split(decl, ",") {
 		name, addr, _ := strings.Cut(item, "=")
+		if strings.HasPrefix(addr, "udp:") {
+			s.Listen(name, addr, listeners.Packet(func(ctx context.Context, pc net.PacketConn) { <-ctx.Done() }))
+			continue
+		}
 		s.Listen(name, addr)
 	}
 	go func() {
@@ -523,6 +528,33 @@ func TestSocketActivationAdoption(t *testing.T) {
 		}
 		if slices.Contains(run.report.Listening, mPort) {
 			t.Errorf("the metrics socket at %d is still held", mPort)
+		}
+	})
+	t.Run("unix and UDP sockets", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "a.sock")
+		ul, err := net.Listen("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ul.(*net.UnixListener).SetUnlinkOnClose(false)
+		uf, _ := ul.(*net.UnixListener).File()
+		ul.Close()
+		up, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		uport := up.LocalAddr().(*net.UDPAddr).Port
+		pf, _ := up.(*net.UDPConn).File()
+		up.Close()
+		run := runAdoption(t, "local=unix:/nowhere/x.sock,dns=udp:127.0.0.1:1", activationEnv("2", "dns:local"), pf, uf)
+		if run.code != 0 {
+			t.Fatalf("exit %d:\n%s", run.code, run.stderr)
+		}
+		if l := listenerStats(t, run.report.Stats, "local"); !l.Inherited || l.Addr != path || l.Kind != "http" {
+			t.Errorf("local %+v, want the activated unix socket at %s", l, path)
+		}
+		if l := listenerStats(t, run.report.Stats, "dns"); !l.Inherited || l.Addr != "127.0.0.1:"+strconv.Itoa(uport) || l.Kind != "packet" {
+			t.Errorf("dns %+v, want the activated UDP socket at %d", l, uport)
 		}
 	})
 	t.Run("extra descriptor is closed", func(t *testing.T) {

@@ -9,3 +9,5 @@ import (
 )
 
 func readyPipe(uintptr) (*os.File, error) { return nil, listen.ErrUnsupported }
+
+func loadInheritedFiles() map[string]*os.File { return map[string]*os.File{} }

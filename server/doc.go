@@ -13,7 +13,9 @@
 //
 // Serve opens every listener, inherited from a parent process or bound
 // fresh, serves until it is asked to stop or has handed its listeners to a
-// new process, drains, and returns. Configuration errors (a duplicate name,
+// new process, drains, and returns. Addresses name their network:
+// "host:port" (TCP), "udp:host:port", "unix:/path" or "unix:@name". Other
+// descriptors go to the new process by name: PassFile, InheritedFile. Configuration errors (a duplicate name,
 // a bad address, a port in use, an unreadable certificate) are returned by
 // Serve; nothing panics.
 //

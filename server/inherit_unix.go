@@ -22,7 +22,8 @@ func init() { protectInherited() }
 func protectInherited() {
 	if v, ok := os.LookupEnv(protocol.EnvOrder); ok && parentOwnsVariables() {
 		if m, err := protocol.Parse(v); err == nil {
-			for fd := protocol.FirstFD; fd <= int(m.ReadyFD()); fd++ {
+			last := int(m.ReadyFD()) + len(inheritedFileNames())
+			for fd := protocol.FirstFD; fd <= last; fd++ {
 				unix.CloseOnExec(fd)
 			}
 		}
@@ -34,6 +35,29 @@ func protectInherited() {
 			unix.CloseOnExec(protocol.FirstFD + i)
 		}
 	}
+}
+
+// loadInheritedFiles takes the files the parent passed with PassFile:
+// the descriptors after the readiness pipe named in HANDOFF_FILES.
+func loadInheritedFiles() map[string]*os.File {
+	out := map[string]*os.File{}
+	v, ok := os.LookupEnv(protocol.EnvOrder)
+	if !ok || !parentOwnsVariables() {
+		return out
+	}
+	m, err := protocol.Parse(v)
+	if err != nil {
+		return out
+	}
+	for i, name := range inheritedFileNames() {
+		fd := int(m.ReadyFD()) + 1 + i
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) != nil {
+			continue // not there: the parent's problem, the program opens its own
+		}
+		out[name] = os.NewFile(uintptr(fd), name)
+	}
+	return out
 }
 
 // parentOwnsVariables reports whether the handoff variables come from this

@@ -381,7 +381,7 @@ func (m *master) stats() (int, []ListenerStats) {
 		ls := ListenerStats{Name: sk.name, Addr: listen.AddrOf(sk.ln).String()}
 		for _, d := range m.s.decls {
 			if d.name == sk.name {
-				ls.Kind, ls.TLS = d.spec.Kind.String(), d.spec.TLS()
+				ls.Network, ls.Kind, ls.TLS = d.addr.Network, d.spec.Kind.String(), d.spec.TLS()
 			}
 		}
 		out = append(out, ls)

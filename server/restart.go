@@ -177,6 +177,19 @@ func (s *Server) startChild(socks []socket, gen int, extra, drop []string) (osx.
 		return nil, nil, fmt.Errorf("readiness pipe: %w", err)
 	}
 	files = append(files, w)
+	s.mu.Lock()
+	passed := append([]passedFile(nil), s.passed...)
+	s.mu.Unlock()
+	var passedNames []string
+	for _, p := range passed {
+		f, err := listen.Export(p.f, p.name)
+		if err != nil {
+			r.Close()
+			return nil, nil, err
+		}
+		files = append(files, f)
+		passedNames = append(passedNames, p.name)
+	}
 	env := dropEnv(s.sys.Environ(), drop)
 	if s.cfg.childEnv != nil {
 		env = s.cfg.childEnv(withoutHandoff(env))
@@ -190,6 +203,9 @@ func (s *Server) startChild(socks []socket, gen int, extra, drop []string) (osx.
 	}
 	if len(activated) > 0 {
 		env = append(env, protocol.EnvActivated+"="+strings.Join(activated, ","))
+	}
+	if e := filesEnv(passedNames); e != "" {
+		env = append(env, e)
 	}
 	p, err := s.sys.Start(exe, s.args, env, dir, files)
 	if err != nil {
@@ -221,7 +237,7 @@ func withoutHandoff(env []string) []string {
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
-		case protocol.EnvOrder, protocol.EnvParentPID, protocol.EnvGeneration, protocol.EnvActivated,
+		case protocol.EnvOrder, protocol.EnvParentPID, protocol.EnvGeneration, protocol.EnvActivated, protocol.EnvFiles,
 			protocol.EnvMasterPID, protocol.EnvListenPID, protocol.EnvListenFDs, protocol.EnvListenFDNames,
 			protocol.EnvWatchdogPID:
 			continue

@@ -95,6 +95,9 @@ type Server struct {
 	hammerOnce sync.Once
 
 	masterTimings masterTimings
+
+	passed         []passedFile        // PassFile's, for every child
+	inheritedFiles map[string]*os.File // passed by the parent, not yet claimed
 }
 
 // New returns a server configured by opts. Option errors are reported by
@@ -124,6 +127,7 @@ func newServer(sys *osx.OS, opts ...Option) *Server {
 		hammerCh:      make(chan struct{}),
 	}
 	s.log = cfg.log.WithInt("pid", sys.Getpid())
+	s.inheritedFiles = loadInheritedFiles()
 	// Resolved now: the directory may be gone by the time of a restart.
 	s.dir, _ = sys.Getwd()
 	// Read once, before any goroutine can send a notification.
@@ -341,6 +345,7 @@ func (s *Server) Serve() error {
 	wg.Wait()
 	s.removeSocketFiles()
 	s.removePIDFile()
+	s.closeUnclaimed()
 	s.stop()
 	s.log.Info().Msg("exited")
 	select {

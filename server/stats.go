@@ -38,8 +38,12 @@ type Stats struct {
 
 // ListenerStats describes one listener.
 type ListenerStats struct {
-	Name      string
-	Addr      string
+	Name string
+	// Network is "tcp", "udp" or "unix"; Addr the address on it (a path,
+	// or "@name", for unix).
+	Network string
+	Addr    string
+	// Kind is "http", "tcp", "packet" or "serve".
 	Kind      string
 	TLS       bool
 	Inherited bool
@@ -90,6 +94,7 @@ func (s *Server) Stats() Stats {
 	for _, svc := range services {
 		ls := ListenerStats{
 			Name:      svc.name,
+			Network:   svc.addr.Network,
 			Addr:      listen.AddrOf(svc.raw).String(),
 			Kind:      svc.spec.Kind.String(),
 			TLS:       svc.spec.TLS(),

@@ -77,4 +77,23 @@ func adopt(ctx context.Context, h, adminMux *http.ServeMux) error {
 	// README: end
 }
 
-var _, _ = tls, adopt
+func kinds(srv *server.Server, h http.Handler, dns func(context.Context, net.PacketConn),
+	gs interface {
+		Serve(net.Listener) error
+		GracefulStop()
+	}, helper *os.File) {
+	// README: kinds
+	srv.Listen("admin", "unix:/run/app/admin.sock", listeners.HTTP(h), listeners.FileMode(0o660)).
+		Listen("dns", "udp:0.0.0.0:5353", listeners.Packet(dns)).
+		Listen("grpc", ":9000", listeners.Serve(gs.Serve, func(ctx context.Context) error {
+			gs.GracefulStop() // examples/grpc also calls Stop when ctx ends (hammer time)
+			return nil
+		}))
+	if f := srv.InheritedFile("helper"); f != nil { // a restart's new process
+		helper = f
+	}
+	srv.PassFile("helper", helper) // handed to every new process by name
+	// README: end
+}
+
+var _, _, _ = tls, adopt, kinds

@@ -15,7 +15,9 @@
 // only as that process's child, or once that process has died (killed
 // during the handshake); variables copied into another process's
 // environment are ignored. ENDLESS_GENERATION counts the restarts that led
-// to the child. HANDOFF_ACTIVATED names the listeners whose sockets came
+// to the child. HANDOFF_FILES names other descriptors the program hands on
+// (Server.PassFile): they follow the readiness pipe, in that order.
+// HANDOFF_ACTIVATED names the listeners whose sockets came
 // from socket activation: the child keeps them whatever address it
 // declares, since the service manager decides those. A master sets
 // HANDOFF_MASTER_PID in each worker it starts, so that the worker sends
@@ -40,6 +42,7 @@ const (
 	EnvParentPID  = "ENDLESS_PARENT_PID"
 	EnvGeneration = "ENDLESS_GENERATION"
 	EnvActivated  = "HANDOFF_ACTIVATED"
+	EnvFiles      = "HANDOFF_FILES"
 	EnvMasterPID  = "HANDOFF_MASTER_PID"
 )
 
@@ -58,4 +61,4 @@ const ReadyMessage = "ready"
 
 // Handoff lists the variables of the restart protocol, which a child
 // unsets and a parent replaces.
-var Handoff = []string{EnvOrder, EnvParentPID, EnvGeneration, EnvActivated}
+var Handoff = []string{EnvOrder, EnvParentPID, EnvGeneration, EnvActivated, EnvFiles}

@@ -50,6 +50,7 @@ func main() {
 	tlsAddr := flag.String("tls", "", "TLS listener address, if any")
 	unixPath := flag.String("unix", "", "path of a unix socket serving the HTTP routes, if any")
 	udpAddr := flag.String("udp", "", "UDP address answering each datagram with \"PID datagram\", if any")
+	noteFile := flag.String("notefile", "", "a file opened by the first process and passed to each new one by name; /note appends the pid and returns the content")
 	lineAddr := flag.String("lines", "", "address of a line server run through listeners.Serve, if any")
 	cert := flag.String("cert", "", "certificate file for -tls")
 	key := flag.String("key", "", "key file for -tls")
@@ -177,6 +178,26 @@ func main() {
 	}
 	if *tlsAddr != "" {
 		srv.Listen("secure", *tlsAddr, listeners.HTTP(mux), listeners.TLSFiles(*cert, *key))
+	}
+	if *noteFile != "" {
+		f := srv.InheritedFile("note")
+		if f == nil {
+			var err error
+			if f, err = os.OpenFile(*noteFile, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600); err != nil {
+				fmt.Fprintln(os.Stderr, "testbin:", err)
+				os.Exit(1)
+			}
+		}
+		if err := srv.PassFile("note", f); err != nil {
+			fmt.Fprintln(os.Stderr, "testbin:", err)
+			os.Exit(1)
+		}
+		mux.HandleFunc("/note", func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(f, "%d\n", os.Getpid())
+			b := make([]byte, 4096)
+			n, _ := f.ReadAt(b, 0)
+			w.Write(b[:n])
+		})
 	}
 	if *unixPath != "" {
 		srv.Listen("local", "unix:"+*unixPath, listeners.HTTP(mux), listeners.FileMode(0o600))
