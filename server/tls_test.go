@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -117,5 +118,34 @@ func TestTLSDefaults(t *testing.T) {
 	}
 	if len(buf) != 0 && (len(buf) < 12 || string(buf[:12]) != "HTTP/1.1 408") {
 		t.Fatalf("slowloris client got %q", buf)
+	}
+}
+
+// TLS, and HTTP/2 by ALPN, work on a unix socket as on TCP.
+func TestTLSOverUnixSocket(t *testing.T) {
+	ca, cert, key := certFiles(t)
+	path := filepath.Join(t.TempDir(), "s.sock")
+	s := newServer(newFakeOS(t).osx(), WithSignals(silentSource{}), WithLogger(testLogger(t)))
+	s.Listen("secure", "unix:"+path, listeners.HTTP(protoHandler()), listeners.TLSFiles(cert, key))
+	served := serveInBackground(t, s)
+	t.Cleanup(func() { s.Shutdown(context.Background()); <-served })
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		TLSClientConfig:   &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"},
+		ForceAttemptHTTP2: true,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+	}}
+	resp, err := c.Get("https://127.0.0.1/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "HTTP/2.0" {
+		t.Fatalf("served as %q over the unix socket, want HTTP/2.0", body)
 	}
 }

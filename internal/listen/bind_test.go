@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -79,5 +80,28 @@ func TestInheritKinds(t *testing.T) {
 		}
 		in.Close()
 		sock.Close()
+	}
+}
+
+func TestBindAbstractUnix(t *testing.T) {
+	a, err := ParseAddr("unix:@handoff-test-" + strconv.Itoa(os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock, err := Bind(context.Background(), a, FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	if !SameAddr(a, AddrOf(sock)) {
+		t.Fatalf("bound %v for %v", AddrOf(sock), a)
+	}
+	c, err := net.Dial("unix", a.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if err := RemoveSocketFile(a); err != nil {
+		t.Fatalf("RemoveSocketFile of an abstract socket: %v", err)
 	}
 }
