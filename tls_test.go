@@ -13,6 +13,8 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -78,7 +80,7 @@ func (s *tlsServer) client() *http.Client {
 }
 
 func TestCertificateReloadOnSIGUSR1(t *testing.T) {
-	s := startTLSServer(t)
+	s := startTLSServer(t, "-cert-watch", "0") // SIGUSR1 alone reloads
 	pid := s.current()
 	if got := s.serial(t); got.Cmp(s.firstLeaf.Serial) != 0 {
 		t.Fatalf("serving serial %v, want %v", got, s.firstLeaf.Serial)
@@ -264,6 +266,49 @@ func (p *h2pipeliner) openStream(addr string) error {
 	p.next += 2
 	p.open[id] = true
 	return p.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: p.hbuf.Bytes(), EndStream: true, EndHeaders: true})
+}
+
+// Certificate files renamed over the old ones are served without a signal,
+// and handshakes going on meanwhile all succeed.
+func TestCertificateFilesFollowedWithoutASignal(t *testing.T) {
+	s := startTLSServer(t, "-cert-watch", "50ms")
+	pid := s.current()
+	var done atomic.Bool
+	var handshakes, failed atomic.Int64
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !done.Load() {
+				c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", s.addr,
+					&tls.Config{RootCAs: s.roots(), ServerName: "127.0.0.1"})
+				handshakes.Add(1)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				c.Close()
+			}
+		}()
+	}
+	second, err := s.ca.Valid("second", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := second.Write(s.certDir); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the new certificate", func() bool { return s.serial(t).Cmp(second.Serial) == 0 })
+	done.Store(true)
+	wg.Wait()
+	t.Logf("%d handshakes during the change, %d failed", handshakes.Load(), failed.Load())
+	if failed.Load() != 0 {
+		t.Fatalf("%d of %d handshakes failed", failed.Load(), handshakes.Load())
+	}
+	if s.logCount(pid, "certificate reloaded") == 0 {
+		t.Fatal("no reload logged")
+	}
 }
 
 // HTTP/2 clients that keep streams in flight through a restart see every

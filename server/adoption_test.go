@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/handoff-go/handoff/listeners"
 )
 
 // Cancelling ServeContext's context drains as SIGTERM does, shutdown delay
@@ -168,5 +170,33 @@ func TestPassFileRejectsBadInput(t *testing.T) {
 	}
 	if f := s.InheritedFile("note"); f != nil {
 		t.Errorf("a first process inherited %v", f)
+	}
+}
+
+// A served certificate with less than 30 days left is reported once, at
+// start; with less than 7, again.
+func TestCertificateExpiryWarning(t *testing.T) {
+	ca, _, _ := certFiles(t)
+	soon, err := ca.Leaf("soon", []string{"127.0.0.1"}, time.Now().Add(-time.Hour), time.Now().Add(10*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key, err := soon.Write(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	s := newServer(newFakeOS(t).osx(), WithSignals(silentSource{}),
+		WithSlog(slog.New(slog.NewJSONHandler(&out, nil))))
+	s.Listen("api", "127.0.0.1:0", listeners.TLSFiles(cert, key))
+	served := serveInBackground(t, s)
+	waitUntil(t, "the expiry warning", func() bool { return strings.Contains(out.String(), "certificate expires soon") })
+	svc := s.services[0]
+	svc.warnExpiry(time.Now())                         // the same threshold: no second warning
+	svc.warnExpiry(time.Now().Add(5 * 24 * time.Hour)) // under 7 days: a second one
+	s.Shutdown(context.Background())
+	<-served
+	if n := strings.Count(out.String(), "certificate expires soon"); n != 2 {
+		t.Fatalf("%d expiry warnings, want 2:\n%s", n, out.String())
 	}
 }

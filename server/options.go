@@ -20,6 +20,7 @@ const (
 	DefaultIdleGrace         = time.Second
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultIdleTimeout       = 2 * time.Minute
+	DefaultCertWatch         = time.Second
 )
 
 type config struct {
@@ -28,6 +29,7 @@ type config struct {
 	readyTimeout  time.Duration
 	hammerTime    time.Duration
 	idleGrace     time.Duration
+	certWatch     time.Duration
 	pidFile       string
 	shutdownDelay time.Duration
 	master        bool
@@ -43,6 +45,7 @@ func defaultConfig() config {
 		readyTimeout: DefaultReadyTimeout,
 		hammerTime:   DefaultHammerTime,
 		idleGrace:    DefaultIdleGrace,
+		certWatch:    DefaultCertWatch,
 	}
 }
 
@@ -187,5 +190,20 @@ func WithChildEnv(fn func(env []string) []string) Option {
 			return
 		}
 		c.childEnv = fn
+	})
+}
+
+// WithCertWatch sets how often the certificate files of listeners.TLSFiles
+// are looked at: a change (a file renamed over, a Kubernetes secret's
+// ..data swapped) is reloaded without a signal, once the files have held
+// still for one more look, with the checks of SIGUSR1. Default 1s; 0 turns
+// the watching off (SIGUSR1 and ReloadCerts still work).
+func WithCertWatch(every time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if every < 0 {
+			c.errs = append(c.errs, fmt.Errorf("server: cert watch interval must not be negative, got %v", every))
+			return
+		}
+		c.certWatch = every
 	})
 }

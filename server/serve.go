@@ -147,6 +147,11 @@ func (s *Server) Serve() error {
 		ready.Close() // the parent gives up on this process and serves on
 	}
 	watchdogDone := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.watchCerts(services, watchdogDone)
+	}()
 	if every := s.watchdogInterval(); every > 0 {
 		wg.Add(1)
 		go func() {

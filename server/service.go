@@ -8,6 +8,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -38,6 +39,9 @@ type service struct {
 	handler   func(context.Context, net.Conn)
 	active    atomic.Int64    // handlers running: TCP, packet, a Serve kind's serve and shutdown
 	accepting <-chan struct{} // a Serve kind's: closed once serve accepts
+
+	warnMu sync.Mutex
+	warned map[string]time.Duration // expiry warnings given, by serial
 
 	drainCtx    context.Context // TCP handlers; cancelled when a drain starts
 	drainCancel context.CancelCauseFunc

@@ -128,16 +128,12 @@ func (s *Server) reloadOwnCerts() error {
 			continue
 		}
 		infos, err := svc.certs.Reload()
+		svc.logReload(infos, err)
 		if err != nil {
-			svc.log.Error().Err(err).Msg("certificate reload failed; the current certificates stay")
 			errs = append(errs, fmt.Errorf("server: listener %q: %w", svc.name, err))
 			continue
 		}
 		reloaded++
-		for _, in := range infos {
-			svc.log.Info().Str("subject", in.Subject).Str("serial", in.Serial).
-				Time("not_after", in.NotAfter).Str("cert_file", in.CertFile).Msg("certificate reloaded")
-		}
 	}
 	if reloaded == 0 && len(errs) == 0 {
 		s.log.Info().Msg("certificate reload requested; no listener has certificate files")

@@ -61,6 +61,7 @@ func main() {
 	grace := flag.Duration("grace", time.Second, "idle grace")
 	delay := flag.Duration("shutdown-delay", 0, "shutdown delay")
 	master := flag.Bool("master", false, "stable-PID master mode")
+	certWatch := flag.Duration("cert-watch", server.DefaultCertWatch, "how often certificate files are looked at (0: never)")
 	childEnv := flag.String("child-env", "", "K=V the child of a restart gets through WithChildEnv")
 	setenv := flag.String("setenv-on-hup", "", "K=V set with os.Setenv in a Before(SIGHUP) hook")
 	execLoop := flag.Int("exec-loop", 0, "run `true` this many times beside the server; write the failures to exec-PID beside the mode file")
@@ -100,7 +101,8 @@ func main() {
 
 	log := zerolog.New(os.Stderr).With().Timestamp().Logger()
 	opts := []server.Option{server.WithLogger(log), server.WithPIDFile(*pidFile),
-		server.WithReadyTimeout(*readyTimeout), server.WithHammerTime(*hammer), server.WithIdleGrace(*grace)}
+		server.WithReadyTimeout(*readyTimeout), server.WithHammerTime(*hammer), server.WithIdleGrace(*grace),
+		server.WithCertWatch(*certWatch)}
 	if *delay > 0 {
 		opts = append(opts, server.WithShutdownDelay(*delay))
 	}

@@ -72,8 +72,9 @@ type Reloader struct {
 	base     *tls.Config
 	now      func() time.Time
 
-	mu  sync.Mutex // serializes Reload
-	cur atomic.Pointer[set]
+	mu     sync.Mutex // serializes Reload
+	cur    atomic.Pointer[set]
+	loaded []fileID // what the set in use was read from; guarded by mu
 }
 
 // New loads pairs (and, if clientCAFile is not empty, the client CA
@@ -109,6 +110,8 @@ func newReloader(base *tls.Config, pairs []Pair, clientCAFile string, now func()
 func (r *Reloader) Reload() ([]Info, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// Taken before reading: a change while the files are read shows later.
+	before := state(r.files())
 	now := r.now()
 	cfg := r.base.Clone()
 	cfg.Certificates = nil
@@ -132,6 +135,7 @@ func (r *Reloader) Reload() ([]Info, error) {
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	r.cur.Store(&set{config: cfg, info: info})
+	r.loaded = before
 	return info, nil
 }
 
