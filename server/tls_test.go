@@ -3,6 +3,7 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -12,8 +13,6 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	"golang.org/x/net/http2"
 
 	"github.com/handoff-go/handoff/internal/testcert"
 	"github.com/handoff-go/handoff/listeners"
@@ -34,13 +33,9 @@ func serveListener(t *testing.T, opts ...listeners.Option) *Server {
 
 func TestH2C(t *testing.T) {
 	s := serveListener(t, listeners.HTTP(protoHandler()), listeners.H2C())
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http2.Transport{
-		AllowHTTP: true,
-		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
-		},
-	}}
+	var h2c http.Protocols
+	h2c.SetUnencryptedHTTP2(true) // prior knowledge
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Protocols: &h2c}}
 	resp, err := c.Get("http://" + s.Addr("api").String() + "/")
 	if err != nil {
 		t.Fatal(err)
@@ -147,5 +142,43 @@ func TestTLSOverUnixSocket(t *testing.T) {
 	resp.Body.Close()
 	if string(body) != "HTTP/2.0" {
 		t.Fatalf("served as %q over the unix socket, want HTTP/2.0", body)
+	}
+}
+
+// Every stream kind serves on a unix socket: a TCP handler and a server
+// of the program's own, as well as HTTP (above).
+func TestStreamKindsOverUnixSockets(t *testing.T) {
+	dir := t.TempDir()
+	echo := func(ctx context.Context, c net.Conn) { io.Copy(c, c) }
+	var own net.Listener
+	s := newServer(newFakeOS(t).osx(), WithSignals(silentSource{}), WithLogger(testLogger(t)), WithHammerTime(time.Second))
+	s.Listen("tcp", "unix:"+filepath.Join(dir, "tcp.sock"), listeners.TCP(echo)).
+		Listen("own", "unix:"+filepath.Join(dir, "own.sock"), listeners.Serve(func(ln net.Listener) error {
+			own = ln
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return nil
+				}
+				go echo(context.Background(), c)
+			}
+		}, func(context.Context) error { return own.Close() }))
+	served := serveInBackground(t, s)
+	for _, name := range []string{"tcp", "own"} {
+		c, err := net.Dial("unix", filepath.Join(dir, name+".sock"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "ping\n")
+		line, err := bufio.NewReader(c).ReadString('\n')
+		c.Close()
+		if err != nil || line != "ping\n" {
+			t.Fatalf("%s over a unix socket: %q, %v", name, line, err)
+		}
+	}
+	s.beginDrain("test")
+	s.Hammer()
+	if err := waitServed(t, served); err != nil {
+		t.Fatal(err)
 	}
 }
