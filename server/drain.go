@@ -115,7 +115,7 @@ func (s *Server) hammer(services []*service) {
 	for _, svc := range services {
 		n += svc.hammer()
 	}
-	n += s.hj.Hammer()
+	n += s.hj.Hammer(ErrHammered)
 	s.hammered.Add(int64(n))
 	s.log.Warn().Int("closed", n).Msg("hammered open connections")
 }

@@ -455,3 +455,33 @@ func TestSIGUSR2DuringDrain(t *testing.T) {
 		t.Fatalf("hammered %d, want 1", h)
 	}
 }
+
+// The handler of a hijacked connection (a websocket) still blocked at
+// hammer time sees its context cancelled, with hammer time as the cause.
+func TestHammerCancelsHijackedHandlers(t *testing.T) {
+	hijacked := make(chan struct{})
+	cause := make(chan error, 1)
+	s, served := serveWith(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		close(hijacked)
+		<-r.Context().Done() // a handler that ignores the drain
+		cause <- context.Cause(r.Context())
+	}))
+	k := dialKeepAlive(t, s.Addr("api"))
+	go k.do("/")
+	<-hijacked
+	s.beginDrain("test")
+	if err := s.Hammer(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-cause; !errors.Is(err, ErrHammered) {
+		t.Fatalf("hijacked handler's context cause = %v, want hammer time", err)
+	}
+	if err := waitServed(t, served); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -162,7 +162,23 @@ func (svc *service) buildHTTP(s *Server, tlsCfg *tls.Config) {
 			user(c, st)
 		}
 	}
-	hs.BaseContext = func(net.Listener) context.Context { return svc.baseCtx }
+	// A context of its own for each connection, cancelled when it is
+	// killed at hammer time: derived from one cancellable context, every
+	// connection would register with it under its lock.
+	base := hijack.NewContext(context.Background(), &s.hj)
+	hs.BaseContext = func(net.Listener) context.Context { return base }
+	userCC := hs.ConnContext
+	hs.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		if tc := listen.Unwrap(c); tc != nil {
+			var cancel context.CancelCauseFunc
+			ctx, cancel = context.WithCancelCause(ctx)
+			tc.SetCancel(cancel) // called by Kill, at hammer time
+		}
+		if userCC != nil {
+			ctx = userCC(ctx, c)
+		}
+		return ctx
+	}
 
 	// HTTP/2 is served by an inner server of its own that the drain can
 	// shut down (see internal/h2drain): hs.Shutdown would close idle
@@ -312,7 +328,7 @@ func (svc *service) hammer() int {
 		svc.pc.Close()
 		return int(svc.active.Load())
 	}
-	n := svc.tracker.CloseAll()
+	n := svc.tracker.CloseAll(ErrHammered)
 	if svc.h2 != nil {
 		svc.h2.Hammer()
 	}

@@ -150,8 +150,10 @@ func (r *Registry) WaitHooks(ctx context.Context) error {
 	}
 }
 
-// Hammer closes every open connection and returns how many it closed.
-func (r *Registry) Hammer() int {
+// Hammer closes every open connection and returns how many it closed. A
+// connection with a Kill(cause) method (the server's) is killed with cause
+// instead, so its handler's context says why.
+func (r *Registry) Hammer(cause error) int {
 	r.mu.Lock()
 	open := make([]io.Closer, 0, len(r.conns))
 	for e := range r.conns {
@@ -160,6 +162,10 @@ func (r *Registry) Hammer() int {
 	r.hammered += len(open)
 	r.mu.Unlock()
 	for _, c := range open {
+		if k, ok := c.(interface{ Kill(error) }); ok {
+			k.Kill(cause)
+			continue
+		}
 		c.Close()
 	}
 	return len(open)

@@ -27,7 +27,7 @@ func TestRegistry(t *testing.T) {
 	if r.Len() != 1 {
 		t.Fatalf("Len after done = %d, want 1", r.Len())
 	}
-	if n := r.Hammer(); n != 1 || b.closed.Load() != 1 || a.closed.Load() != 0 {
+	if n := r.Hammer(context.Canceled); n != 1 || b.closed.Load() != 1 || a.closed.Load() != 0 {
 		t.Fatalf("Hammer closed %d (a %d, b %d), want only b", n, a.closed.Load(), b.closed.Load())
 	}
 	if r.Hammered() != 1 {
@@ -97,7 +97,7 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	wg.Add(2)
 	go func() { defer wg.Done(); r.Drain() }()
-	go func() { defer wg.Done(); r.Hammer() }()
+	go func() { defer wg.Done(); r.Hammer(context.Canceled) }()
 	wg.Wait()
 	if r.Len() != 0 {
 		t.Fatalf("Len = %d after every conn was done", r.Len())

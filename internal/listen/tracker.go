@@ -1,6 +1,7 @@
 package listen
 
 import (
+	"context"
 	"crypto/tls"
 	"io"
 	"net"
@@ -81,6 +82,7 @@ type Conn struct {
 	mu      sync.Mutex
 	closed  bool
 	release func()
+	cancel  context.CancelCauseFunc // the connection's context, if the server gave it one
 	once    sync.Once
 	err     error
 
@@ -105,6 +107,25 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 		return rf.ReadFrom(r)
 	}
 	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
+
+// SetCancel gives c the cancel function of its context, for Kill.
+func (c *Conn) SetCancel(fn context.CancelCauseFunc) {
+	c.mu.Lock()
+	c.cancel = fn
+	c.mu.Unlock()
+}
+
+// Kill cancels c's context with cause, so that its handler learns why,
+// then closes c.
+func (c *Conn) Kill(cause error) {
+	c.mu.Lock()
+	cancel := c.cancel
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel(cause)
+	}
+	c.Close()
 }
 
 // NetConn returns the connection that c wraps.
@@ -258,8 +279,9 @@ func (t *Tracker) Sweep(now time.Time, grace, finWait time.Duration) int {
 	return open
 }
 
-// CloseAll closes every tracked connection and returns how many it closed.
-func (t *Tracker) CloseAll() int {
+// CloseAll kills every tracked connection (see Conn.Kill) and returns how
+// many it closed.
+func (t *Tracker) CloseAll(cause error) int {
 	t.mu.Lock()
 	all := make([]*Conn, 0, len(t.conns))
 	for c := range t.conns {
@@ -267,7 +289,7 @@ func (t *Tracker) CloseAll() int {
 	}
 	t.mu.Unlock()
 	for _, c := range all {
-		c.Close()
+		c.Kill(cause)
 	}
 	return len(all)
 }

@@ -1,6 +1,7 @@
 package listen
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -231,7 +232,7 @@ func TestHijackHandsTheConnectionOver(t *testing.T) {
 
 func TestCloseAll(t *testing.T) {
 	tr, _, client := trackedPair(t, http.StateActive)
-	if n := tr.CloseAll(); n != 1 {
+	if n := tr.CloseAll(context.Canceled); n != 1 {
 		t.Fatalf("CloseAll = %d, want 1", n)
 	}
 	client.SetReadDeadline(time.Now().Add(5 * time.Second))
