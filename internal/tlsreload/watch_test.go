@@ -94,14 +94,21 @@ func TestWatchRename(t *testing.T) {
 	if _, _, err := two.Write(dir); err != nil { // rename over both files
 		t.Fatal(err)
 	}
+	reloadedTo(t, r, reports, two, failed)
+}
+
+// reloadedTo waits for a reload and checks that it serves want and that
+// no handshake failed meanwhile.
+func reloadedTo(t *testing.T, r *Reloader, reports <-chan error, want *testcert.Leaf, failed *atomic.Int64) {
+	t.Helper()
 	if err := nextReport(t, reports); err != nil {
 		t.Fatal(err)
 	}
-	if got := r.Info()[0].Serial; got != serialHex(two.Serial) {
-		t.Fatalf("serving %s after the rename, want %s", got, serialHex(two.Serial))
+	if got := r.Info()[0].Serial; got != serialHex(want.Serial) {
+		t.Fatalf("serving %s after the change, want %s", got, serialHex(want.Serial))
 	}
 	if n := failed.Load(); n != 0 {
-		t.Fatalf("%d handshakes failed during the reload", n)
+		t.Fatalf("%d handshakes failed during the change", n)
 	}
 }
 
@@ -140,15 +147,7 @@ func TestWatchKubernetesSecretSwap(t *testing.T) {
 	failed := handshakes(t, r, roots)
 	reports := watching(t, r)
 	version("..2026_11_30_02", two)
-	if err := nextReport(t, reports); err != nil {
-		t.Fatal(err)
-	}
-	if got := r.Info()[0].Serial; got != serialHex(two.Serial) {
-		t.Fatalf("serving %s after the swap, want %s", got, serialHex(two.Serial))
-	}
-	if n := failed.Load(); n != 0 {
-		t.Fatalf("%d handshakes failed during the swap", n)
-	}
+	reloadedTo(t, r, reports, two, failed)
 }
 
 // A certificate written well before its key fails to load (the old pair
