@@ -139,13 +139,6 @@ func (s *Set) Serve() error {
 	return err
 }
 
-// Len is the number of open HTTP/2 connections.
-func (s *Set) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns)
-}
-
 // Drain moves the drain along; the drain calls it at every sweep, and it
 // never blocks. Each connection gets the soft GOAWAY once; when all have
 // acknowledged it (or SoftWait has passed for each), and no connection of

@@ -24,9 +24,6 @@ func (a Addr) String() string {
 	return a.Network + ":" + a.Address
 }
 
-// Stream reports whether the address is for a stream socket.
-func (a Addr) Stream() bool { return a.Network != "udp" }
-
 // Abstract reports whether a is a Linux abstract unix socket.
 func (a Addr) Abstract() bool { return a.Network == "unix" && strings.HasPrefix(a.Address, "@") }
 

@@ -17,6 +17,20 @@ import (
 	"github.com/handoff-go/handoff/internal/testcert"
 )
 
+// served writes l into dir and returns a Reloader serving it.
+func served(t *testing.T, dir string, l *testcert.Leaf) *Reloader {
+	t.Helper()
+	certFile, keyFile, err := l.Write(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(nil, []Pair{{certFile, keyFile}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 // watching runs r.Watch and returns a channel of its reports.
 func watching(t *testing.T, r *Reloader) <-chan error {
 	t.Helper()
@@ -81,14 +95,7 @@ func TestWatchRename(t *testing.T) {
 	roots.AddCert(ca.Cert)
 	dir := t.TempDir()
 	one, two := leaf(t, ca, "one", "example.test"), leaf(t, ca, "two", "example.test")
-	certFile, keyFile, err := one.Write(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := New(nil, []Pair{{certFile, keyFile}}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := served(t, dir, one)
 	failed := handshakes(t, r, roots)
 	reports := watching(t, r)
 	if _, _, err := two.Write(dir); err != nil { // rename over both files
@@ -156,14 +163,8 @@ func TestWatchCertificateBeforeKey(t *testing.T) {
 	ca := newCA(t)
 	dir := t.TempDir()
 	one, two := leaf(t, ca, "one", "example.test"), leaf(t, ca, "two", "example.test")
-	certFile, keyFile, err := one.Write(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := New(nil, []Pair{{certFile, keyFile}}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := served(t, dir, one)
+	certFile, keyFile := r.pairs[0].CertFile, r.pairs[0].KeyFile
 	reports := watching(t, r)
 	if err := testcert.WriteAtomic(certFile, two.CertPEM); err != nil {
 		t.Fatal(err)
