@@ -16,7 +16,7 @@
 //	                                            for a packet listener, 1 while its handler runs)
 //	handoff_hijacked_connections                open hijacked connections (websockets)
 //	handoff_hammered_connections_total          connections closed by force at hammer time
-//	handoff_certificate_expiry_timestamp_seconds{listener}  earliest NotAfter of a listener's certificate files
+//	handoff_certificate_expiry_timestamp_seconds{listener}  earliest NotAfter of a listener's certificates
 //
 // Each process of a restart has its own counters: after a handoff the new
 // process starts from zero, as any restarted process does, and
@@ -51,7 +51,7 @@ func NewCollector(srv *server.Server) *Collector {
 		open:       d("open_connections", "Open connections of each listener, hijacked ones apart.", "listener", "kind"),
 		hijacked:   d("hijacked_connections", "Open hijacked connections (websockets)."),
 		hammered:   d("hammered_connections_total", "Connections closed by force at hammer time."),
-		expiry:     d("certificate_expiry_timestamp_seconds", "Earliest expiry of a listener's certificate files, in seconds since the Unix epoch.", "listener"),
+		expiry:     d("certificate_expiry_timestamp_seconds", "Earliest expiry of a listener's certificates, in seconds since the Unix epoch.", "listener"),
 	}
 }
 

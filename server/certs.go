@@ -28,17 +28,17 @@ func (svc *service) logReload(infos []tlsreload.Info, err error) {
 // warnExpiry logs, once per certificate and threshold, a served
 // certificate with less than 30, then 7, days left.
 func (svc *service) warnExpiry(now time.Time) {
-	if svc.certs == nil {
-		return
-	}
-	infos := svc.certs.Info()
-	for i, w := range svc.certs.Expiring(now) {
-		if w == 0 || !svc.expiryWarned(infos[i].Serial, w) {
+	for _, in := range svc.certInfos() {
+		w := tlsreload.Expiring(in.NotAfter, now)
+		if w == 0 || !svc.expiryWarned(in.Serial, w) {
 			continue
 		}
-		svc.log.Warn().Str("subject", infos[i].Subject).Str("serial", infos[i].Serial).
-			Time("not_after", infos[i].NotAfter).Str("cert_file", infos[i].CertFile).
-			Dur("left", infos[i].NotAfter.Sub(now)).Msg("certificate expires soon")
+		ev := svc.log.Warn().Str("subject", in.Subject).Str("serial", in.Serial).
+			Time("not_after", in.NotAfter).Dur("left", in.NotAfter.Sub(now))
+		if in.CertFile != "" {
+			ev = ev.Str("cert_file", in.CertFile)
+		}
+		ev.Msg("certificate expires soon")
 	}
 }
 
@@ -63,11 +63,8 @@ func (s *Server) watchCerts(services []*service, done <-chan struct{}) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for _, svc := range services {
-		if svc.certs == nil {
-			continue
-		}
 		svc.warnExpiry(time.Now())
-		if s.cfg.certWatch > 0 {
+		if svc.certs != nil && s.cfg.certWatch > 0 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()

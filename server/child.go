@@ -171,9 +171,17 @@ func (s *Server) open(adopted map[string]listen.Socket) ([]*service, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The plain HTTP listener redirecting to a TLS listener answers its
+	// HTTP-01 challenges.
+	httpAddr := map[string]net.Addr{}
+	for _, c := range picked {
+		if to := c.decl.spec.Redirect; to != "" {
+			httpAddr[to] = listen.AddrOf(c.ln)
+		}
+	}
 	services := make([]*service, 0, len(picked))
 	for i, c := range picked {
-		svc, err := s.newService(c.decl, c.ln, c.inherited)
+		svc, err := s.newService(c.decl, c.ln, c.inherited, httpAddr[c.decl.name])
 		if err != nil {
 			for _, svc := range services {
 				svc.release()

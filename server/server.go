@@ -186,6 +186,13 @@ func (s *Server) check() error {
 			errs = append(errs, fmt.Errorf("server: WithExecutable: %w", err))
 		}
 	}
+	for _, d := range s.decls {
+		if to := d.spec.Redirect; to != "" {
+			if t, ok := s.declNamed(to); !ok || !t.spec.TLS() || t.spec.Kind != listen.KindHTTP {
+				errs = append(errs, fmt.Errorf("server: listener %q redirects to %q, which is not a declared HTTPS listener", d.name, to))
+			}
+		}
+	}
 	if len(s.decls) == 0 && len(errs) == 0 {
 		errs = append(errs, errors.New("server: no listener declared"))
 	}

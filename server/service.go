@@ -30,9 +30,11 @@ type service struct {
 	inherited bool
 	log       logx.Logger
 	tracker   *listen.Tracker
-	ln        net.Listener   // tracked, TLS-wrapped if need be; nil for packets
-	pc        net.PacketConn // a packet listener's socket
-	certs     *tlsreload.Reloader
+	ln        net.Listener        // tracked, TLS-wrapped if need be; nil for packets
+	pc        net.PacketConn      // a packet listener's socket
+	certs     *tlsreload.Reloader // certificates from files
+	source    listen.CertSource   // or from elsewhere (ACME)
+	stopSrc   func()
 
 	hs        *http.Server
 	h2        *h2drain.Set // HTTP/2 connections, nil if none can be
@@ -49,7 +51,9 @@ type service struct {
 	baseCancel  context.CancelCauseFunc
 }
 
-func (s *Server) newService(d decl, raw listen.Socket, inherited bool) (*service, error) {
+// newService readies the listener d on its socket raw. httpAddr is the
+// address of the plain HTTP listener that redirects to d, if any.
+func (s *Server) newService(d decl, raw listen.Socket, inherited bool, httpAddr net.Addr) (*service, error) {
 	svc := &service{
 		name:      d.name,
 		addr:      d.addr,
@@ -96,6 +100,14 @@ func (s *Server) newService(d decl, raw listen.Socket, inherited bool) (*service
 			return nil, err
 		}
 	}
+	if src := d.spec.Source; src != nil {
+		stop, err := src.Start(listen.SourceEnv{Log: svc.log, Addr: rawLn.Addr(), HTTPAddr: httpAddr})
+		if err != nil {
+			svc.baseCancel(nil)
+			return nil, fmt.Errorf("server: listener %q: %w", d.name, err)
+		}
+		svc.source, svc.stopSrc = src, stop
+	}
 	switch d.spec.Kind {
 	case listen.KindTCP:
 		svc.handler = d.spec.TCP
@@ -122,6 +134,11 @@ func (svc *service) tlsConfig() (*tls.Config, error) {
 	if svc.spec.Kind == listen.KindHTTP && len(base.NextProtos) == 0 {
 		base.NextProtos = []string{"h2", "http/1.1"}
 	}
+	if src := svc.spec.Source; src != nil {
+		base.GetCertificate = src.GetCertificate
+		base.NextProtos = append(base.NextProtos, src.NextProtos()...)
+		return base, nil
+	}
 	if len(svc.spec.Certs) == 0 {
 		return base, nil
 	}
@@ -147,6 +164,9 @@ func (svc *service) buildHTTP(s *Server, tlsCfg *tls.Config) {
 		fn(hs)
 	}
 	h := svc.spec.Handler
+	if svc.spec.Redirect != "" {
+		h = s.redirect(svc.spec.Redirect)
+	}
 	if h == nil {
 		h = s.cfg.handler
 	}
@@ -335,9 +355,23 @@ func (svc *service) hammer() int {
 	return n
 }
 
+// certInfos describes the certificates the listener serves.
+func (svc *service) certInfos() []tlsreload.Info {
+	switch {
+	case svc.certs != nil:
+		return svc.certs.Info()
+	case svc.source != nil:
+		return svc.source.Certs()
+	}
+	return nil
+}
+
 // release frees what the service holds once it has stopped.
 func (svc *service) release() {
 	svc.baseCancel(context.Canceled)
+	if svc.stopSrc != nil {
+		svc.stopSrc()
+	}
 	if svc.pc != nil {
 		svc.pc.Close()
 	}

@@ -49,13 +49,14 @@ type ListenerStats struct {
 	Inherited bool
 	// Active is the number of open connections, hijacked ones excluded.
 	Active int
-	// CertExpiry is the earliest expiry of the listener's file-based
-	// certificates; Certs describes each.
+	// CertExpiry is the earliest expiry of the certificates the listener
+	// serves (from files or from ACME); Certs describes each.
 	CertExpiry time.Time
 	Certs      []CertInfo
 }
 
-// CertInfo describes a certificate a listener serves from files.
+// CertInfo describes a certificate a listener serves. CertFile is empty
+// for a certificate from ACME.
 type CertInfo struct {
 	CertFile  string
 	Subject   string
@@ -101,14 +102,10 @@ func (s *Server) Stats() Stats {
 			Inherited: svc.inherited,
 			Active:    svc.open(),
 		}
-		if svc.certs != nil {
-			for _, in := range svc.certs.Info() {
-				ls.Certs = append(ls.Certs, CertInfo(in))
-			}
-			for _, c := range ls.Certs {
-				if ls.CertExpiry.IsZero() || c.NotAfter.Before(ls.CertExpiry) {
-					ls.CertExpiry = c.NotAfter
-				}
+		for _, in := range svc.certInfos() {
+			ls.Certs = append(ls.Certs, CertInfo(in))
+			if ls.CertExpiry.IsZero() || in.NotAfter.Before(ls.CertExpiry) {
+				ls.CertExpiry = in.NotAfter
 			}
 		}
 		st.Listeners = append(st.Listeners, ls)

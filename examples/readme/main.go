@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
+	"github.com/handoff-go/handoff/acme"
 	"github.com/handoff-go/handoff/listeners"
 	"github.com/handoff-go/handoff/metrics"
 	"github.com/handoff-go/handoff/server"
@@ -62,6 +63,14 @@ func tls(srv *server.Server, api, h http.Handler) {
 	// README: end
 }
 
+func automaticHTTPS(srv *server.Server, h http.Handler) {
+	// README: acme
+	srv.Listen("https", ":443", listeners.HTTP(h),
+		acme.Domains("example.com", "www.example.com"), acme.Email("ops@example.com")).
+		Listen("http", ":80", acme.Redirect("https")) // HTTP-01, and http:// -> https://
+	// README: end
+}
+
 func adopt(ctx context.Context, h, adminMux *http.ServeMux) error {
 	// README: adopt
 	srv := server.New(server.WithHandler(h),
@@ -96,4 +105,4 @@ func kinds(srv *server.Server, h http.Handler, dns func(context.Context, net.Pac
 	// README: end
 }
 
-var _, _, _ = tls, adopt, kinds
+var _, _, _, _ = tls, automaticHTTPS, adopt, kinds

@@ -65,6 +65,12 @@ type Spec struct {
 	// ClientCAFile, when set, asks for and verifies client certificates
 	// against this PEM bundle, reloaded with the certificates.
 	ClientCAFile string
+	// Source, when set, provides the listener's certificates.
+	Source CertSource
+	// Redirect names the TLS listener that this plain HTTP listener
+	// redirects every request to, once the certificate sources of the
+	// server have had a look at it (ACME HTTP-01 challenges).
+	Redirect string
 	// H2C serves HTTP/2 without TLS to clients that know it (prior
 	// knowledge).
 	H2C bool
@@ -76,7 +82,7 @@ type Spec struct {
 }
 
 // TLS reports whether the listener speaks TLS.
-func (s *Spec) TLS() bool { return s.TLSConfig != nil || len(s.Certs) > 0 }
+func (s *Spec) TLS() bool { return s.TLSConfig != nil || len(s.Certs) > 0 || s.Source != nil }
 
 // SetKind sets the kind, noting a conflict with one set before.
 func (s *Spec) SetKind(k Kind) {
@@ -115,6 +121,17 @@ func Build[O ~func(*Spec)](opts ...O) (*Spec, error) {
 	}
 	if s.TLSConfig != nil && len(s.Certs) > 0 {
 		s.Fail(errors.New("listeners: TLS and TLSFiles are exclusive"))
+	}
+	if s.Source != nil {
+		if s.TLSConfig != nil || len(s.Certs) > 0 {
+			s.Fail(errors.New("listeners: certificates from ACME and from TLS or TLSFiles are exclusive"))
+		}
+		if err := s.Source.Check(); err != nil {
+			s.Fail(err)
+		}
+	}
+	if s.Redirect != "" && (s.Kind != KindHTTP || s.TLS() || s.H2C || s.Handler != nil) {
+		s.Fail(errors.New("listeners: a redirecting listener is plain HTTP and serves nothing else (no HTTP handler, TLS or H2C)"))
 	}
 	if s.ClientCAFile != "" && len(s.Certs) == 0 {
 		s.Fail(errors.New("listeners: ClientCAs needs TLSFiles"))

@@ -17,6 +17,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -36,6 +37,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
 
+	"github.com/handoff-go/handoff/acme"
 	"github.com/handoff-go/handoff/hijack"
 	"github.com/handoff-go/handoff/listeners"
 	"github.com/handoff-go/handoff/server"
@@ -64,6 +66,11 @@ func main() {
 	certWatch := flag.Duration("cert-watch", server.DefaultCertWatch, "how often certificate files are looked at (0: never)")
 	childEnv := flag.String("child-env", "", "K=V the child of a restart gets through WithChildEnv")
 	setenv := flag.String("setenv-on-hup", "", "K=V set with os.Setenv in a Before(SIGHUP) hook")
+	acmeDomains := flag.String("acme", "", "comma-separated domains: -tls gets its certificates from the ACME CA -acme-ca instead of -cert/-key")
+	acmeCA := flag.String("acme-ca", "", "ACME directory URL")
+	acmeRoots := flag.String("acme-roots", "", "PEM file of roots to trust for the ACME CA")
+	acmeStorage := flag.String("acme-storage", "", "ACME storage directory")
+	acmeHTTP := flag.String("acme-http", "", "address of a plain HTTP listener redirecting to -tls, answering HTTP-01")
 	execLoop := flag.Int("exec-loop", 0, "run `true` this many times beside the server; write the failures to exec-PID beside the mode file")
 	flag.Parse()
 	if *execLoop > 0 {
@@ -179,7 +186,14 @@ func main() {
 		srv.Listen("echo", *echo, listeners.TCP(echoLines))
 	}
 	if *tlsAddr != "" {
-		srv.Listen("secure", *tlsAddr, listeners.HTTP(mux), listeners.TLSFiles(*cert, *key))
+		tlsOpts := []listeners.Option{listeners.TLSFiles(*cert, *key)}
+		if *acmeDomains != "" {
+			tlsOpts = acmeOptions(*acmeDomains, *acmeCA, *acmeRoots, *acmeStorage)
+		}
+		srv.Listen("secure", *tlsAddr, append(tlsOpts, listeners.HTTP(mux))...)
+	}
+	if *acmeHTTP != "" {
+		srv.Listen("web", *acmeHTTP, acme.Redirect("secure"))
 	}
 	if *noteFile != "" {
 		f := srv.InheritedFile("note")
@@ -218,6 +232,23 @@ func main() {
 		fmt.Fprintln(os.Stderr, "testbin:", err)
 		os.Exit(1)
 	}
+}
+
+// acmeOptions are the options of a listener with certificates from an
+// ACME CA.
+func acmeOptions(domains, ca, roots, storage string) []listeners.Option {
+	opts := []listeners.Option{acme.Domains(strings.Split(domains, ",")...), acme.CA(ca), acme.StorageDir(storage), acme.RenewCheck(time.Second)}
+	if roots != "" {
+		pem, err := os.ReadFile(roots)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "testbin:", err)
+			os.Exit(1)
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		opts = append(opts, acme.TrustRoots(pool))
+	}
+	return opts
 }
 
 // echoLines echoes line by line. When the drain starts it finishes the line

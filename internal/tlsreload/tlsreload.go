@@ -124,7 +124,7 @@ func (r *Reloader) Reload() ([]Info, error) {
 			return nil, err
 		}
 		cfg.Certificates = append(cfg.Certificates, cert)
-		info = append(info, describe(p.CertFile, cert.Leaf))
+		info = append(info, Describe(p.CertFile, cert.Leaf))
 	}
 	if r.clientCA != "" {
 		pool, err := loadPool(r.clientCA)
@@ -166,7 +166,8 @@ func (r *Reloader) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate,
 	return &certs[0], nil
 }
 
-func describe(file string, leaf *x509.Certificate) Info {
+// Describe describes leaf, loaded from file (if any).
+func Describe(file string, leaf *x509.Certificate) Info {
 	return Info{
 		CertFile:  file,
 		Subject:   leaf.Subject.String(),

@@ -82,17 +82,13 @@ func (r *Reloader) Watch(ctx context.Context, interval time.Duration, report fun
 // Expiry thresholds at which a served certificate is reported.
 var expiryWarnings = []time.Duration{30 * 24 * time.Hour, 7 * 24 * time.Hour}
 
-// Expiring returns, for each certificate served, the lowest warning
-// threshold (30 or 7 days) it is within at now, or 0.
-func (r *Reloader) Expiring(now time.Time) []time.Duration {
-	infos := r.Info()
-	out := make([]time.Duration, len(infos))
-	for i, in := range infos {
-		left := in.NotAfter.Sub(now)
-		for _, w := range expiryWarnings {
-			if left < w {
-				out[i] = w
-			}
+// Expiring returns the lowest warning threshold (30 or 7 days) that a
+// certificate expiring at notAfter is within at now, or 0.
+func Expiring(notAfter, now time.Time) time.Duration {
+	var out time.Duration
+	for _, w := range expiryWarnings {
+		if notAfter.Sub(now) < w {
+			out = w
 		}
 	}
 	return out

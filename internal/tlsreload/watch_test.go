@@ -208,7 +208,7 @@ func TestExpiring(t *testing.T) {
 		{time.Now(), 30 * 24 * time.Hour},
 		{time.Now().Add(5 * 24 * time.Hour), 7 * 24 * time.Hour},
 	} {
-		if got := r.Expiring(tt.at)[0]; got != tt.want {
+		if got := Expiring(r.Info()[0].NotAfter, tt.at); got != tt.want {
 			t.Errorf("Expiring(%v) = %v, want %v", tt.at, got, tt.want)
 		}
 	}
