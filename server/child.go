@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -26,6 +27,13 @@ func (s *Server) adopt() (map[string]listen.Socket, *os.File, int, error) {
 	ppidVal, _ := s.sys.LookupEnv(protocol.EnvParentPID)
 	genVal, _ := s.sys.LookupEnv(protocol.EnvGeneration)
 	activated, _ := s.sys.LookupEnv(protocol.EnvActivated)
+	if v, ok := s.sys.LookupEnv(protocol.EnvFamily); ok {
+		if b, err := hex.DecodeString(v); err == nil && len(b) == familyLen {
+			s.family = b
+		} else {
+			s.log.Warn().Msg("ignoring a malformed " + protocol.EnvFamily)
+		}
+	}
 	for _, k := range protocol.Handoff {
 		s.sys.Unsetenv(k)
 	}

@@ -3,6 +3,7 @@
 package server
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -195,6 +196,7 @@ func (s *Server) startChild(socks []socket, gen int, extra, drop []string) (osx.
 		env = s.cfg.childEnv(withoutHandoff(env))
 	}
 	env = append(childEnv(env, m, s.sys.Getpid(), gen), extra...)
+	env = append(env, protocol.EnvFamily+"="+hex.EncodeToString(s.familySecret()))
 	var activated []string
 	for _, n := range names {
 		if s.activated[n] {
@@ -237,7 +239,7 @@ func withoutHandoff(env []string) []string {
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
-		case protocol.EnvOrder, protocol.EnvParentPID, protocol.EnvGeneration, protocol.EnvActivated, protocol.EnvFiles,
+		case protocol.EnvOrder, protocol.EnvParentPID, protocol.EnvGeneration, protocol.EnvActivated, protocol.EnvFiles, protocol.EnvFamily,
 			protocol.EnvMasterPID, protocol.EnvListenPID, protocol.EnvListenFDs, protocol.EnvListenFDNames,
 			protocol.EnvWatchdogPID:
 			continue

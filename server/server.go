@@ -95,6 +95,8 @@ type Server struct {
 
 	masterTimings masterTimings
 
+	family []byte // protocol.EnvFamily's secret; see familySecret
+
 	passed         []passedFile        // PassFile's, for every child
 	inheritedFiles map[string]*os.File // passed by the parent, not yet claimed
 }
@@ -173,6 +175,17 @@ func (s *Server) Listen(name, addr string, opts ...listeners.Option) *Server {
 		return s
 	}
 	s.decls = append(s.decls, decl{name: name, addr: a, spec: spec})
+	if c := spec.Companion; c != nil {
+		d, err := s.companionDecl(name, a, c)
+		if err == nil {
+			err = protocol.CheckName(d.name)
+		}
+		if err != nil {
+			s.errs = append(s.errs, fmt.Errorf("server: listener %q: %w", name, err))
+			return s
+		}
+		s.decls = append(s.decls, d)
+	}
 	return s
 }
 

@@ -32,6 +32,7 @@ type service struct {
 	tracker   *listen.Tracker
 	ln        net.Listener        // tracked, TLS-wrapped if need be; nil for packets
 	pc        net.PacketConn      // a packet listener's socket
+	tlsCfg    *tls.Config         // nil without TLS
 	certs     *tlsreload.Reloader // certificates from files
 	source    listen.CertSource   // or from elsewhere (ACME)
 	stopSrc   func()
@@ -115,6 +116,7 @@ func (s *Server) newService(d decl, raw listen.Socket, inherited bool, httpAddr 
 		svc.buildHTTP(s, tlsCfg)
 	}
 	if tlsCfg != nil {
+		svc.tlsCfg = tlsCfg
 		svc.ln = tls.NewListener(svc.ln, tlsCfg)
 	}
 	return svc, nil
@@ -172,6 +174,9 @@ func (svc *service) buildHTTP(s *Server, tlsCfg *tls.Config) {
 	}
 	if h == nil {
 		h = http.DefaultServeMux
+	}
+	if c := svc.spec.Companion; c != nil && c.AltSvc != "" {
+		h = s.altSvc(svc.name, c, h)
 	}
 
 	hs.Handler = s.track(h)

@@ -1,6 +1,7 @@
 package listen
 
 import (
+	"context"
 	"crypto/tls"
 	"net"
 	"net/http"
@@ -41,4 +42,35 @@ type SourceEnv struct {
 	// HTTPAddr is the address of the plain HTTP listener that redirects
 	// to this one and answers its HTTP-01 challenges, or nil.
 	HTTPAddr net.Addr
+}
+
+// Companion serves a second socket beside an HTTPS listener: a UDP socket
+// on the same address (HTTP/3, package http3). It is declared, bound,
+// inherited and handed on as a listener of its own, named
+// "<listener>-<Suffix>", of the packet kind; Serve runs like a Packet
+// handler (ctx is cancelled when the drain starts; the socket is closed
+// at hammer time).
+type Companion struct {
+	Suffix string
+	// AltSvc, when set, is the ALPN protocol the HTTPS listener advertises
+	// in an Alt-Svc header for the companion's port ("h3").
+	AltSvc string
+	Serve  func(ctx context.Context, pc net.PacketConn, env CompanionEnv)
+}
+
+// CompanionEnv is what a companion learns from the server when it serves.
+type CompanionEnv struct {
+	Log logx.Logger
+	// TLS is the HTTPS listener's configuration (its certificates, reloads
+	// included); Handler its handler.
+	TLS     *tls.Config
+	Handler http.Handler
+	// Generation is this process's restart generation; Family a secret
+	// shared by every process of the server since it was started by hand
+	// (handed on to each new process).
+	Generation int
+	Family     []byte
+	// Successor is the generation of the process this one handed off to,
+	// or 0.
+	Successor func() int
 }

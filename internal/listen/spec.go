@@ -67,6 +67,8 @@ type Spec struct {
 	ClientCAFile string
 	// Source, when set, provides the listener's certificates.
 	Source CertSource
+	// Companion, when set, serves a UDP socket beside this HTTPS listener.
+	Companion *Companion
 	// Redirect names the TLS listener that this plain HTTP listener
 	// redirects every request to, once the certificate sources of the
 	// server have had a look at it (ACME HTTP-01 challenges).
@@ -129,6 +131,9 @@ func Build[O ~func(*Spec)](opts ...O) (*Spec, error) {
 		if err := s.Source.Check(); err != nil {
 			s.Fail(err)
 		}
+	}
+	if s.Companion != nil && (s.Kind != KindHTTP || !s.TLS()) {
+		s.Fail(errors.New("listeners: HTTP/3 needs an HTTPS listener (HTTP with TLS, TLSFiles or ACME)"))
 	}
 	if s.Redirect != "" && (s.Kind != KindHTTP || s.TLS() || s.H2C || s.Handler != nil) {
 		s.Fail(errors.New("listeners: a redirecting listener is plain HTTP and serves nothing else (no HTTP handler, TLS or H2C)"))

@@ -44,6 +44,10 @@ const (
 	EnvActivated  = "HANDOFF_ACTIVATED"
 	EnvFiles      = "HANDOFF_FILES"
 	EnvMasterPID  = "HANDOFF_MASTER_PID"
+	// EnvFamily is a secret (hex) that every process of a server shares,
+	// from the one started by hand on: its HTTP/3 processes recognise each
+	// other's connection IDs and forwarded packets by it.
+	EnvFamily = "HANDOFF_FAMILY"
 )
 
 // Variables of the service managers.
@@ -61,4 +65,4 @@ const ReadyMessage = "ready"
 
 // Handoff lists the variables of the restart protocol, which a child
 // unsets and a parent replaces.
-var Handoff = []string{EnvOrder, EnvParentPID, EnvGeneration, EnvActivated, EnvFiles}
+var Handoff = []string{EnvOrder, EnvParentPID, EnvGeneration, EnvActivated, EnvFiles, EnvFamily}

@@ -39,6 +39,7 @@ import (
 
 	"github.com/handoff-go/handoff/acme"
 	"github.com/handoff-go/handoff/hijack"
+	"github.com/handoff-go/handoff/http3"
 	"github.com/handoff-go/handoff/listeners"
 	"github.com/handoff-go/handoff/server"
 )
@@ -66,6 +67,7 @@ func main() {
 	certWatch := flag.Duration("cert-watch", server.DefaultCertWatch, "how often certificate files are looked at (0: never)")
 	childEnv := flag.String("child-env", "", "K=V the child of a restart gets through WithChildEnv")
 	setenv := flag.String("setenv-on-hup", "", "K=V set with os.Setenv in a Before(SIGHUP) hook")
+	h3 := flag.Bool("h3", false, "serve HTTP/3 beside -tls")
 	acmeDomains := flag.String("acme", "", "comma-separated domains: -tls gets its certificates from the ACME CA -acme-ca instead of -cert/-key")
 	acmeCA := flag.String("acme-ca", "", "ACME directory URL")
 	acmeRoots := flag.String("acme-roots", "", "PEM file of roots to trust for the ACME CA")
@@ -189,6 +191,9 @@ func main() {
 		tlsOpts := []listeners.Option{listeners.TLSFiles(*cert, *key)}
 		if *acmeDomains != "" {
 			tlsOpts = acmeOptions(*acmeDomains, *acmeCA, *acmeRoots, *acmeStorage)
+		}
+		if *h3 {
+			tlsOpts = append(tlsOpts, http3.Enable())
 		}
 		srv.Listen("secure", *tlsAddr, append(tlsOpts, listeners.HTTP(mux))...)
 	}

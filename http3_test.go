@@ -1,0 +1,125 @@
+//go:build linux
+
+package handoff_test
+
+import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	qhttp3 "github.com/quic-go/quic-go/http3"
+)
+
+// h3Client is an HTTP/3-only client of s.
+func (s *tlsServer) h3Client() (*http.Client, *qhttp3.Transport) {
+	tr := &qhttp3.Transport{TLSClientConfig: &tls.Config{RootCAs: s.roots(), ServerName: "127.0.0.1"}}
+	return &http.Client{Transport: tr, Timeout: 15 * time.Second}, tr
+}
+
+// h3Get returns the body of a GET of path over HTTP/3, failing unless the
+// response came over HTTP/3 with status 200.
+func h3Get(c *http.Client, addr, path string) (string, error) {
+	resp, err := c.Get("https://" + addr + path)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.ProtoMajor != 3 || resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%s over %s", resp.Status, resp.Proto)
+	}
+	return string(b), nil
+}
+
+func TestHTTP3Serves(t *testing.T) {
+	s := startTLSServer(t, "-h3")
+	c, tr := s.h3Client()
+	defer tr.Close()
+	pid, err := h3Get(c, s.addr, "/pid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pid != fmt.Sprint(s.current()) {
+		t.Fatalf("pid %s answered, %d serves", pid, s.current())
+	}
+	// HTTP/1.1 and HTTP/2 responses advertise it.
+	resp, err := s.client().Get("https://" + s.addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	_, port, _ := strings.Cut(s.addr, ":")
+	if got, want := resp.Header.Get("Alt-Svc"), `h3=":`+port+`"; ma=86400`; got != want {
+		t.Fatalf("Alt-Svc %q, want %q", got, want)
+	}
+}
+
+// TestHTTP3AcrossRestarts: 50 request loops over 5 HTTP/3 clients (each
+// keeps its connection as long as the server lets it), and 4 slow (2 s)
+// requests in flight at each of 20 restarts: no request fails, every one
+// is answered over HTTP/3.
+func TestHTTP3AcrossRestarts(t *testing.T) {
+	s := startTLSServer(t, "-h3", "-hammer", "20s")
+	var ok, failed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 5 {
+		c, tr := s.h3Client()
+		defer tr.Close()
+		for range 10 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 1_000_000; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if _, err := h3Get(c, s.addr, "/"); err != nil {
+						failed.Add(1)
+						t.Logf("request: %v", err)
+						continue
+					}
+					ok.Add(1)
+				}
+			}()
+		}
+	}
+	var slowOK, slowFailed atomic.Int64
+	var slow sync.WaitGroup
+	slowClient, slowTr := s.h3Client()
+	defer slowTr.Close()
+	for i := 0; i < 20; i++ {
+		for range 4 {
+			slow.Add(1)
+			go func() {
+				defer slow.Done()
+				if _, err := h3Get(slowClient, s.addr, "/slow?ms=2000"); err != nil {
+					slowFailed.Add(1)
+					t.Logf("slow request: %v", err)
+					return
+				}
+				slowOK.Add(1)
+			}()
+		}
+		time.Sleep(100 * time.Millisecond) // the slow requests are in flight
+		s.restart()
+	}
+	slow.Wait()
+	close(stop)
+	wg.Wait()
+	t.Logf("20 restarts: %d requests and %d slow requests over HTTP/3, %d and %d failed", ok.Load(), slowOK.Load(), failed.Load(), slowFailed.Load())
+	if failed.Load() != 0 || slowFailed.Load() != 0 || ok.Load() == 0 || slowOK.Load() != 80 {
+		t.Fatalf("%d of %d requests and %d of 80 slow requests failed", failed.Load(), ok.Load()+failed.Load(), slowFailed.Load())
+	}
+}

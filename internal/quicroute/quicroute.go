@@ -1,0 +1,512 @@
+// Package quicroute lets the processes of a restart share one UDP socket
+// for QUIC. Every process reads the socket, so each receives packets of
+// the others' connections. The connection IDs a process issues carry its
+// generation, encrypted (AES) under a key derived from the secret the
+// processes share; a packet is routed by the ID it is sent to:
+//
+//   - to an ID of this process: handed to its QUIC stack;
+//   - to an ID of another generation: forwarded to that process over a
+//     unix datagram socket of its own (Linux's abstract namespace, named
+//     after the family, the port and the generation), with the client's
+//     address and a proof of the shared secret;
+//   - to an ID no process issued (a client's first packets): a new
+//     connection, served here unless this process drains, in which case
+//     it is forwarded to the newest generation.
+//
+// Packets that are malformed, that name an ID of no generation, that
+// arrive on the forward socket without the proof, or that find no route
+// are dropped and counted, never handed to the wrong connection.
+package quicroute
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// CIDLen is the length of the connection IDs a router issues: one AES
+// block.
+const CIDLen = 16
+
+// maxPacket is the largest datagram kept whole; QUIC stacks send at most
+// about 1,500 bytes.
+const maxPacket = 2048
+
+// probeAhead is how many generations past its own a draining process
+// tries when it looks for its successor (failed restarts use numbers up).
+const probeAhead = 64
+
+// Keys are the secrets the processes of a family derive from theirs.
+type Keys struct {
+	CID          [16]byte // the AES key of connection IDs
+	Forward      [16]byte // proof carried by forwarded datagrams
+	StatelessRst [32]byte // QUIC stateless reset key
+	Token        [32]byte // QUIC address validation token key
+	Ticket       [32]byte // TLS session ticket key (resumption and 0-RTT across processes)
+	Name         string   // part of the forward sockets' names
+}
+
+// DeriveKeys derives the keys of family.
+func DeriveKeys(family []byte) Keys {
+	derive := func(label string) []byte {
+		m := hmac.New(sha256.New, family)
+		m.Write([]byte("handoff quic " + label))
+		return m.Sum(nil)
+	}
+	var k Keys
+	copy(k.CID[:], derive("cid"))
+	copy(k.Forward[:], derive("forward"))
+	copy(k.StatelessRst[:], derive("stateless reset"))
+	copy(k.Token[:], derive("token"))
+	copy(k.Ticket[:], derive("ticket"))
+	k.Name = hex.EncodeToString(derive("name")[:8])
+	return k
+}
+
+// Stats counts what a router did with the datagrams it saw.
+type Stats struct {
+	Local     int64 // handed to this process's QUIC stack, from the socket
+	Received  int64 // handed to it after another process forwarded them
+	Forwarded int64 // sent on to another process
+	Unknown   int64 // dropped: sent to an ID of no generation
+	Malformed int64 // dropped: too short to carry a connection ID, or a bad forward
+	Foreign   int64 // dropped: on the forward socket without the proof
+	NoRoute   int64 // dropped: the process they belong to is gone
+	Overflow  int64 // dropped: this process's queue was full
+}
+
+type counters struct {
+	local, received, forwarded, unknown, malformed, foreign, noRoute, overflow atomic.Int64
+}
+
+type packet struct {
+	buf  *[maxPacket]byte
+	n    int
+	addr net.Addr
+}
+
+var bufs = sync.Pool{New: func() any { return new([maxPacket]byte) }}
+
+// Router is the net.PacketConn a QUIC stack reads and writes (and its
+// connection ID generator).
+type Router struct {
+	pc    net.PacketConn // the shared socket
+	block cipher.Block
+	keys  Keys
+	gen   int
+	base  string // forward socket name without the generation
+	fwd   *net.UnixConn
+	in    chan packet
+	c     counters
+	warn  func(string, error)
+
+	draining  atomic.Bool
+	successor atomic.Int64
+
+	closeOnce sync.Once
+	closed    chan struct{}
+	readers   sync.WaitGroup
+
+	dlMu      sync.Mutex
+	dl        time.Time
+	dlChanged chan struct{}
+}
+
+// New routes the packets of pc for the process of generation gen of the
+// family whose keys are k. warn reports trouble that is not a packet's
+// (the forward socket, say). Close ends it; pc stays open.
+func New(pc net.PacketConn, k Keys, gen int, warn func(string, error)) (*Router, error) {
+	if gen < 0 || gen > 0xffff {
+		return nil, fmt.Errorf("quicroute: generation %d out of range", gen)
+	}
+	block, err := newBlock(k)
+	if err != nil {
+		return nil, err
+	}
+	port := 0
+	if a, ok := pc.LocalAddr().(*net.UDPAddr); ok {
+		port = a.Port
+	}
+	r := &Router{
+		pc: pc, block: block, keys: k, gen: gen,
+		base:      "@handoff-quic-" + k.Name + "-" + strconv.Itoa(port) + "-",
+		in:        make(chan packet, 1024),
+		warn:      warn,
+		closed:    make(chan struct{}),
+		dlChanged: make(chan struct{}),
+	}
+	if runtime.GOOS == "linux" {
+		r.fwd, err = net.ListenUnixgram("unixgram", &net.UnixAddr{Name: r.base + strconv.Itoa(gen), Net: "unixgram"})
+		if err != nil {
+			return nil, fmt.Errorf("quicroute: forward socket: %w", err)
+		}
+		r.readers.Add(1)
+		go r.readForwarded()
+	}
+	r.readers.Add(1)
+	go r.readSocket()
+	return r, nil
+}
+
+func newBlock(k Keys) (cipher.Block, error) { return aes.NewCipher(k.CID[:]) }
+
+// Stats returns the counters.
+func (r *Router) Stats() Stats {
+	return Stats{
+		Local: r.c.local.Load(), Received: r.c.received.Load(), Forwarded: r.c.forwarded.Load(),
+		Unknown: r.c.unknown.Load(), Malformed: r.c.malformed.Load(), Foreign: r.c.foreign.Load(),
+		NoRoute: r.c.noRoute.Load(), Overflow: r.c.overflow.Load(),
+	}
+}
+
+// Drain sends packets of new connections to the newest generation from
+// now on.
+func (r *Router) Drain() { r.draining.Store(true) }
+
+// GenerateConnectionID issues an ID that names this generation.
+func (r *Router) GenerateConnectionID() ([]byte, error) {
+	var plain, id [CIDLen]byte
+	binary.BigEndian.PutUint16(plain[0:2], uint16(r.gen))
+	if _, err := rand.Read(plain[2:12]); err != nil {
+		return nil, err
+	}
+	// plain[12:16] stays zero: the check that an ID is one of ours.
+	r.block.Encrypt(id[:], plain[:])
+	return id[:], nil
+}
+
+// ConnectionIDLen is CIDLen.
+func (r *Router) ConnectionIDLen() int { return CIDLen }
+
+// generationOf returns the generation an ID names, if it is one of the
+// family's.
+func (r *Router) generationOf(id []byte, plain *[CIDLen]byte) (int, bool) {
+	r.block.Decrypt(plain[:], id)
+	if binary.BigEndian.Uint32(plain[12:16]) != 0 {
+		return 0, false
+	}
+	return int(binary.BigEndian.Uint16(plain[0:2])), true
+}
+
+// verdict is where a packet goes.
+type verdict int
+
+const (
+	toGeneration verdict = iota // to the generation returned
+	toNew                       // a new connection
+	dropMalformed
+	dropUnknown
+)
+
+// Route says where the datagram b goes: to a generation, or to whoever
+// takes new connections.
+// tmp is scratch space of the caller's.
+func (r *Router) route(b []byte, tmp *[CIDLen]byte) (int, verdict) {
+	if len(b) == 0 {
+		return 0, dropMalformed
+	}
+	if b[0]&0x80 == 0 { // short header: the ID is one this family issued
+		if len(b) < 1+CIDLen {
+			return 0, dropMalformed
+		}
+		if g, ok := r.generationOf(b[1:1+CIDLen], tmp); ok {
+			return g, toGeneration
+		}
+		return 0, dropUnknown
+	}
+	// Long header: flags, version (4), ID length, ID.
+	if len(b) < 6 || len(b) < 6+int(b[5]) {
+		return 0, dropMalformed
+	}
+	if int(b[5]) == CIDLen {
+		if g, ok := r.generationOf(b[6:6+CIDLen], tmp); ok {
+			return g, toGeneration
+		}
+	}
+	return 0, toNew
+}
+
+// readSocket reads the shared socket until it is closed or the router is.
+func (r *Router) readSocket() {
+	defer r.readers.Done()
+	var tmp [CIDLen]byte
+	for {
+		buf := bufs.Get().(*[maxPacket]byte)
+		n, addr, err := r.pc.ReadFrom(buf[:])
+		if err != nil {
+			bufs.Put(buf)
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				select {
+				case <-r.closed:
+					return
+				default:
+				}
+				// A drain's read deadline (meant for packet handlers
+				// that stop): this one reads on.
+				r.pc.SetReadDeadline(time.Time{})
+				continue
+			}
+			r.Close()
+			return
+		}
+		r.dispatch(packet{buf: buf, n: n, addr: addr}, &tmp)
+	}
+}
+
+func (r *Router) dispatch(p packet, tmp *[CIDLen]byte) {
+	g, v := r.route(p.buf[:p.n], tmp)
+	switch v {
+	case dropMalformed:
+		r.c.malformed.Add(1)
+		bufs.Put(p.buf)
+		return
+	case dropUnknown:
+		r.c.unknown.Add(1)
+		bufs.Put(p.buf)
+		return
+	case toNew:
+		if !r.draining.Load() && !r.isClosed() {
+			r.deliver(p, &r.c.local)
+			return
+		}
+		r.forwardNew(p)
+		return
+	}
+	if g == r.gen && !r.isClosed() {
+		r.deliver(p, &r.c.local)
+		return
+	}
+	if g == r.gen {
+		r.c.noRoute.Add(1) // its connection is over
+		bufs.Put(p.buf)
+		return
+	}
+	r.forward(p, g)
+}
+
+func (r *Router) isClosed() bool {
+	select {
+	case <-r.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// deliver queues p for this process's QUIC stack.
+func (r *Router) deliver(p packet, count *atomic.Int64) {
+	select {
+	case r.in <- p:
+		count.Add(1)
+	default:
+		r.c.overflow.Add(1)
+		bufs.Put(p.buf)
+	}
+}
+
+// forwardNew sends a new connection's packet to the newest generation.
+func (r *Router) forwardNew(p packet) {
+	from := int(r.successor.Load())
+	if from == 0 {
+		from = r.gen + 1
+	}
+	for g := from; g <= r.gen+probeAhead && g <= 0xffff; g++ {
+		if r.send(p, g) {
+			r.successor.Store(int64(g))
+			r.c.forwarded.Add(1)
+			bufs.Put(p.buf)
+			return
+		}
+	}
+	r.c.noRoute.Add(1)
+	bufs.Put(p.buf)
+}
+
+// forward sends p to generation g.
+func (r *Router) forward(p packet, g int) {
+	if r.send(p, g) {
+		r.c.forwarded.Add(1)
+	} else {
+		r.c.noRoute.Add(1)
+	}
+	bufs.Put(p.buf)
+}
+
+// Forwarded datagrams: proof (16), address length (1: 4 or 16), address,
+// port (2), packet.
+const fwdHeader = 16 + 1 + 16 + 2
+
+// send writes p to the forward socket of generation g and reports whether
+// it went.
+func (r *Router) send(p packet, g int) bool {
+	if r.fwd == nil {
+		return false
+	}
+	ua, ok := p.addr.(*net.UDPAddr)
+	if !ok {
+		return false
+	}
+	ip := ua.IP.To4()
+	if ip == nil {
+		ip = ua.IP.To16()
+	}
+	var msg [fwdHeader + maxPacket]byte
+	n := copy(msg[:], r.keys.Forward[:])
+	msg[n] = byte(len(ip))
+	n++
+	n += copy(msg[n:], ip)
+	binary.BigEndian.PutUint16(msg[n:], uint16(ua.Port))
+	n += 2
+	n += copy(msg[n:], p.buf[:p.n])
+	_, err := r.fwd.WriteToUnix(msg[:n], &net.UnixAddr{Name: r.base + strconv.Itoa(g), Net: "unixgram"})
+	return err == nil
+}
+
+// readForwarded reads what other processes forward, until the router is
+// closed.
+func (r *Router) readForwarded() {
+	defer r.readers.Done()
+	var msg [fwdHeader + maxPacket]byte
+	var tmp [CIDLen]byte
+	for {
+		n, _, err := r.fwd.ReadFromUnix(msg[:])
+		if err != nil {
+			if r.isClosed() {
+				return
+			}
+			r.warn("reading forwarded packets", err)
+			return
+		}
+		b := msg[:n]
+		if n < 16 || subtle.ConstantTimeCompare(b[:16], r.keys.Forward[:]) != 1 {
+			r.c.foreign.Add(1)
+			continue
+		}
+		b = b[16:]
+		if len(b) < 1 || (b[0] != 4 && b[0] != 16) || len(b) < 1+int(b[0])+2 {
+			r.c.malformed.Add(1)
+			continue
+		}
+		ipLen := int(b[0])
+		addr := &net.UDPAddr{IP: append(net.IP(nil), b[1:1+ipLen]...), Port: int(binary.BigEndian.Uint16(b[1+ipLen:]))}
+		payload := b[1+ipLen+2:]
+		if len(payload) == 0 || len(payload) > maxPacket {
+			r.c.malformed.Add(1)
+			continue
+		}
+		buf := bufs.Get().(*[maxPacket]byte)
+		p := packet{buf: buf, n: copy(buf[:], payload), addr: addr}
+		g, v := r.route(payload, &tmp)
+		switch {
+		case v == toGeneration && g == r.gen, v == toNew && !r.draining.Load():
+			r.deliver(p, &r.c.received)
+		case v == toNew:
+			r.forwardNew(p) // this process drains too: on to the newest
+		default:
+			r.c.noRoute.Add(1) // not ours: never passed on twice
+			bufs.Put(buf)
+		}
+	}
+}
+
+// ReadFrom returns the next packet for this process.
+func (r *Router) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		r.dlMu.Lock()
+		dl, changed := r.dl, r.dlChanged
+		r.dlMu.Unlock()
+		var timeout <-chan time.Time
+		var timer *time.Timer
+		if !dl.IsZero() {
+			d := time.Until(dl)
+			if d <= 0 {
+				return 0, nil, os.ErrDeadlineExceeded
+			}
+			timer = time.NewTimer(d)
+			timeout = timer.C
+		}
+		n, addr, err, again := r.next(b, timeout, changed)
+		if timer != nil {
+			timer.Stop()
+		}
+		if !again {
+			return n, addr, err
+		}
+	}
+}
+
+// next waits for a packet, the router's end, the deadline, or a change of
+// the deadline (again).
+func (r *Router) next(b []byte, timeout <-chan time.Time, changed <-chan struct{}) (n int, addr net.Addr, err error, again bool) {
+	select {
+	case p := <-r.in:
+		n := copy(b, p.buf[:p.n])
+		bufs.Put(p.buf)
+		return n, p.addr, nil, false
+	case <-r.closed:
+		return 0, nil, net.ErrClosed, false
+	case <-timeout:
+		return 0, nil, os.ErrDeadlineExceeded, false
+	case <-changed:
+		return 0, nil, nil, true
+	}
+}
+
+// WriteTo writes to the shared socket: any process may answer any client.
+func (r *Router) WriteTo(b []byte, addr net.Addr) (int, error) { return r.pc.WriteTo(b, addr) }
+
+// Close stops routing to this process: its reads end, and packets that
+// arrive for it from now on are dropped, new connections forwarded. The
+// shared socket stays open.
+func (r *Router) Close() error {
+	r.closeOnce.Do(func() {
+		close(r.closed)
+		if r.fwd != nil {
+			r.fwd.Close()
+		}
+		r.pc.SetReadDeadline(time.Now()) // the socket reader returns
+	})
+	return nil
+}
+
+// Wait waits until the router's readers have returned (after Close, or
+// once the shared socket is closed).
+func (r *Router) Wait() { r.readers.Wait() }
+
+// Done is closed once the router is closed (by Close, or because the
+// shared socket was).
+func (r *Router) Done() <-chan struct{} { return r.closed }
+
+// LocalAddr is the shared socket's address.
+func (r *Router) LocalAddr() net.Addr { return r.pc.LocalAddr() }
+
+// SetDeadline sets the read deadline (writes have none).
+func (r *Router) SetDeadline(t time.Time) error { return r.SetReadDeadline(t) }
+
+// SetReadDeadline sets the deadline of ReadFrom.
+func (r *Router) SetReadDeadline(t time.Time) error {
+	r.dlMu.Lock()
+	defer r.dlMu.Unlock()
+	r.dl = t
+	close(r.dlChanged)
+	r.dlChanged = make(chan struct{})
+	return nil
+}
+
+// SetWriteDeadline sets the shared socket's write deadline.
+func (r *Router) SetWriteDeadline(t time.Time) error { return r.pc.SetWriteDeadline(t) }

@@ -1,0 +1,234 @@
+package quicroute
+
+import (
+	"bytes"
+	"crypto/rand"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+)
+
+func family(t testing.TB) Keys {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return DeriveKeys(b)
+}
+
+func udp(t testing.TB) *net.UDPConn {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func newRouter(t testing.TB, pc net.PacketConn, k Keys, gen int) *Router {
+	t.Helper()
+	r, err := New(pc, k, gen, func(what string, err error) { t.Errorf("%s: %v", what, err) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(); pc.SetReadDeadline(time.Now()); r.Wait() })
+	return r
+}
+
+// shortPacket is a 1-RTT packet to id.
+func shortPacket(id []byte, payload string) []byte {
+	return append(append([]byte{0x40}, id...), payload...)
+}
+
+// initial is a client's first packet, to an ID of its own choosing.
+func initial(dcid []byte, payload string) []byte {
+	b := []byte{0xc0, 0, 0, 0, 1, byte(len(dcid))}
+	return append(append(b, dcid...), payload...)
+}
+
+func read(t *testing.T, r *Router) (string, net.Addr) {
+	t.Helper()
+	r.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 2048)
+	n, addr, err := r.ReadFrom(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(buf[:n]), addr
+}
+
+func TestRoute(t *testing.T) {
+	k := family(t)
+	r := &Router{keys: k, gen: 7}
+	var err error
+	if r.block, err = newBlock(k); err != nil {
+		t.Fatal(err)
+	}
+	mine, _ := r.GenerateConnectionID()
+	other := &Router{keys: k, gen: 8, block: r.block}
+	theirs, _ := other.GenerateConnectionID()
+	stranger := family(t)
+	strange := &Router{keys: stranger, gen: 7}
+	strange.block, _ = newBlock(stranger)
+	foreign, _ := strange.GenerateConnectionID()
+	random := make([]byte, 16)
+	rand.Read(random)
+
+	for _, tt := range []struct {
+		name string
+		b    []byte
+		gen  int
+		v    verdict
+	}{
+		{"short to mine", shortPacket(mine, "x"), 7, toGeneration},
+		{"short to theirs", shortPacket(theirs, "x"), 8, toGeneration},
+		{"short to another family's", shortPacket(foreign, "x"), 0, dropUnknown},
+		{"short to a random ID", shortPacket(random, "x"), 0, dropUnknown},
+		{"short, truncated", shortPacket(mine[:10], ""), 0, dropMalformed},
+		{"initial to a client's ID", initial(random[:8], "x"), 0, toNew},
+		{"initial to a 16-byte random ID", initial(random, "x"), 0, toNew},
+		{"initial to theirs (a later client Initial)", initial(theirs, "x"), 8, toGeneration},
+		{"long, ID longer than the datagram", []byte{0xc0, 0, 0, 0, 1, 20, 1, 2}, 0, dropMalformed},
+		{"empty", nil, 0, dropMalformed},
+	} {
+		var tmp [CIDLen]byte
+		g, v := r.route(tt.b, &tmp)
+		if g != tt.gen || v != tt.v {
+			t.Errorf("%s: (%d, %d), want (%d, %d)", tt.name, g, v, tt.gen, tt.v)
+		}
+	}
+}
+
+// TestForwarding: two generations on one socket. Whichever reads a packet,
+// it reaches the generation its ID names, with the client's address; new
+// connections stay with the old one until it drains, then go to the new
+// one.
+func TestForwarding(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("forwarding uses Linux's abstract unix sockets")
+	}
+	k := family(t)
+	shared := udp(t)
+	old := newRouter(t, shared, k, 1)
+	// The new process reads through a descriptor of its own for the same
+	// socket, as after a restart.
+	f, err := shared.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dup, err := net.FilePacketConn(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dup.Close() })
+	young := newRouter(t, dup, k, 2)
+	oldID, _ := old.GenerateConnectionID()
+	youngID, _ := young.GenerateConnectionID()
+
+	client := udp(t)
+	send := func(b []byte) {
+		if _, err := client.WriteTo(b, shared.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Many packets each: both processes read the socket, so some of each
+	// are forwarded.
+	for i := 0; i < 50; i++ {
+		send(shortPacket(oldID, "to old"))
+		send(shortPacket(youngID, "to young"))
+	}
+	for i := 0; i < 50; i++ {
+		if got, addr := read(t, old); got != string(shortPacket(oldID, "to old")) || addr.String() != client.LocalAddr().String() {
+			t.Fatalf("old got %q from %v", got, addr)
+		}
+		if got, _ := read(t, young); got != string(shortPacket(youngID, "to young")) {
+			t.Fatalf("young got %q", got)
+		}
+	}
+	// Which process reads which packet is the kernel's choice: make one
+	// cross over for certain.
+	var tmp [CIDLen]byte
+	buf := bufs.Get().(*[maxPacket]byte)
+	n := copy(buf[:], shortPacket(youngID, "crossed"))
+	received := young.Stats().Received
+	old.dispatch(packet{buf: buf, n: n, addr: client.LocalAddr()}, &tmp)
+	if got, addr := read(t, young); got != string(shortPacket(youngID, "crossed")) || addr.String() != client.LocalAddr().String() {
+		t.Fatalf("young got %q from %v", got, addr)
+	}
+	if young.Stats().Received != received+1 {
+		t.Fatal("the crossed packet was not counted as received")
+	}
+	so := old.Stats()
+
+	// A new connection while the old one serves: whoever reads it takes it.
+	old.Drain()
+	cid := []byte("client-chosen-id")
+	for i := 0; i < 20; i++ {
+		send(initial(cid[:8], "hello"))
+	}
+	for i := 0; i < 20; i++ {
+		if got, _ := read(t, young); !bytes.HasSuffix([]byte(got), []byte("hello")) {
+			t.Fatalf("young got %q", got)
+		}
+	}
+	if n := old.Stats().Local; n != so.Local {
+		t.Fatalf("the draining process took %d new packets", n-so.Local)
+	}
+}
+
+// TestForwardSocketRejectsStrangers: datagrams on the forward socket that
+// lack the family's proof, or are malformed, are dropped and counted.
+func TestForwardSocketRejectsStrangers(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("forwarding uses Linux's abstract unix sockets")
+	}
+	k := family(t)
+	r := newRouter(t, udp(t), k, 3)
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: r.base + "3", Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	id, _ := r.GenerateConnectionID()
+	pkt := shortPacket(id, "payload")
+	good := append(append(append(append([]byte(nil), k.Forward[:]...), 4, 127, 0, 0, 1), 0x12, 0x34), pkt...)
+	for _, b := range [][]byte{
+		append(make([]byte, 16), good[16:]...), // no proof
+		good[:16],                              // proof only
+		append(append([]byte(nil), good[:16]...), 5, 1, 2, 3, 4, 5, 0, 1, 0x40), // bad address length
+		append([]byte(nil), good[:23]...),                                       // no packet
+	} {
+		if _, err := c.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Write(good); err != nil {
+		t.Fatal(err)
+	}
+	got, addr := read(t, r)
+	if got != string(pkt) || addr.String() != "127.0.0.1:4660" {
+		t.Fatalf("got %q from %v", got, addr)
+	}
+	st := r.Stats()
+	if st.Foreign != 1 || st.Malformed != 3 || st.Received != 1 {
+		t.Fatalf("stats %+v, want 1 foreign, 3 malformed, 1 received", st)
+	}
+}
+
+// BenchmarkRoute is the routing decision for a 1-RTT packet, the hot path
+// of every HTTP/3 connection.
+func BenchmarkRoute(b *testing.B) {
+	k := family(b)
+	r := &Router{keys: k, gen: 7}
+	r.block, _ = newBlock(k)
+	id, _ := r.GenerateConnectionID()
+	pkt := shortPacket(id, string(make([]byte, 1200)))
+	var tmp [CIDLen]byte
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, v := r.route(pkt, &tmp); v != toGeneration {
+			b.Fatal(v)
+		}
+	}
+}

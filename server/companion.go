@@ -1,0 +1,92 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/handoff-go/handoff/internal/listen"
+)
+
+var errCompanionAddr = errors.New("HTTP/3 needs a host:port address (TCP, and UDP on the same port)")
+
+// familyLen is the length of the family secret (protocol.EnvFamily).
+const familyLen = 32
+
+// familySecret returns the secret this process shares with the processes
+// before and after it, made on first use by a process started by hand.
+func (s *Server) familySecret() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.family == nil {
+		s.family = make([]byte, familyLen)
+		rand.Read(s.family)
+	}
+	return s.family
+}
+
+// companionDecl declares the socket of a companion of the listener name
+// at a: a UDP socket on the same address, served like a Packet listener.
+func (s *Server) companionDecl(name string, a listen.Addr, c *listen.Companion) (decl, error) {
+	if a.Network != "tcp" {
+		return decl{}, errCompanionAddr
+	}
+	spec := &listen.Spec{Kind: listen.KindPacket}
+	spec.Packet = func(ctx context.Context, pc net.PacketConn) {
+		primary := s.serviceNamed(name)
+		env := listen.CompanionEnv{
+			Log:        s.log.WithStr("listener", name+"-"+c.Suffix),
+			Generation: s.currentGeneration(),
+			Family:     s.familySecret(),
+		}
+		if primary != nil {
+			env.TLS, env.Handler = primary.tlsCfg, primary.hs.Handler
+		}
+		c.Serve(ctx, pc, env)
+	}
+	return decl{name: name + "-" + c.Suffix, addr: listen.Addr{Network: "udp", Address: a.Address}, spec: spec}, nil
+}
+
+func (s *Server) currentGeneration() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.generation
+}
+
+// serviceNamed returns the service of the listener name, or nil.
+func (s *Server) serviceNamed(name string) *service {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, svc := range s.services {
+		if svc.name == name {
+			return svc
+		}
+	}
+	return nil
+}
+
+// altSvc advertises the companion of the listener name (HTTP/3) on every
+// response of h: Alt-Svc: h3=":port"; ma=86400.
+func (s *Server) altSvc(name string, c *listen.Companion, h http.Handler) http.Handler {
+	var value atomic.Pointer[string]
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v := value.Load()
+		if v == nil {
+			if svc := s.serviceNamed(name + "-" + c.Suffix); svc != nil && svc.pc != nil {
+				if a, ok := svc.pc.LocalAddr().(*net.UDPAddr); ok {
+					str := fmt.Sprintf(`%s=":%d"; ma=86400`, c.AltSvc, a.Port)
+					value.Store(&str)
+					v = &str
+				}
+			}
+		}
+		if v != nil {
+			w.Header().Set("Alt-Svc", *v)
+		}
+		h.ServeHTTP(w, r)
+	})
+}
