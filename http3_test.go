@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -69,6 +70,14 @@ func TestHTTP3Serves(t *testing.T) {
 // is answered over HTTP/3.
 func TestHTTP3AcrossRestarts(t *testing.T) {
 	s := startTLSServer(t, "-h3", "-hammer", "20s")
+	{
+		c, tr := s.h3Client()
+		if _, err := h3Get(c, s.addr, "/"); err != nil { // HTTP/3 is up
+			t.Fatal(err)
+		}
+		tr.Close()
+	}
+	baseFDs := fdCount(t, s.current())
 	var ok, failed atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -121,5 +130,100 @@ func TestHTTP3AcrossRestarts(t *testing.T) {
 	t.Logf("20 restarts: %d requests and %d slow requests over HTTP/3, %d and %d failed", ok.Load(), slowOK.Load(), failed.Load(), slowFailed.Load())
 	if failed.Load() != 0 || slowFailed.Load() != 0 || ok.Load() == 0 || slowOK.Load() != 80 {
 		t.Fatalf("%d of %d requests and %d of 80 slow requests failed", failed.Load(), ok.Load()+failed.Load(), slowFailed.Load())
+	}
+	// Two quiet restarts: nothing grew, one process serves, no zombie.
+	quiet := fdCount(t, s.restart())
+	last := s.restart()
+	if got := fdCount(t, last); got > quiet || quiet > baseFDs {
+		t.Errorf("descriptors grew: first process %d, then %d, then %d", baseFDs, quiet, got)
+	}
+	live, zombies := descendants(t, s.bin)
+	if len(live) != 1 || live[0] != last || len(zombies) != 0 {
+		t.Errorf("live server processes %v (want only %d), zombies %v", live, last, zombies)
+	}
+}
+
+// handOff sends SIGHUP and waits until the new process serves, without
+// waiting for the old one to exit; it returns the new pid.
+func (s *server) handOff() int {
+	s.t.Helper()
+	old := s.current()
+	s.signal(old, syscall.SIGHUP)
+	var now int
+	waitFor(s.t, 30*time.Second, "the new process to serve", func() bool {
+		now = s.pidFromFile()
+		return now != 0 && now != old
+	})
+	s.remember(now)
+	return now
+}
+
+// TestHTTP3ConnectionOutlivesRestarts: a request that takes 3 s, begun
+// before three restarts in a row, is served to its end by the process it
+// began in, while three newer generations read the socket.
+func TestHTTP3ConnectionOutlivesRestarts(t *testing.T) {
+	s := startTLSServer(t, "-h3", "-hammer", "20s")
+	c, tr := s.h3Client()
+	defer tr.Close()
+	first := s.current()
+	if _, err := h3Get(c, s.addr, "/"); err != nil { // the connection is up
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	var body string
+	go func() {
+		var err error
+		body, err = h3Get(c, s.addr, "/slow?ms=3000")
+		done <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // the request is in flight
+	for range 3 {
+		s.handOff()
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the request begun before three restarts: %v", err)
+	}
+	if body == "" {
+		t.Fatal("empty answer")
+	}
+	if code := s.waitExit(first, 30*time.Second); code != 0 {
+		t.Fatalf("the first process exited with %d", code)
+	}
+	// New requests on the same client go to the newest process.
+	pid, err := h3Get(c, s.addr, "/pid")
+	if err != nil || pid != fmt.Sprint(s.current()) {
+		t.Fatalf("after the restarts: pid %q (%v), %d serves", pid, err, s.current())
+	}
+}
+
+// TestHTTP3ZeroRTTAcrossRestart: a client that got a session ticket from
+// one process resumes with another, and its 0-RTT request is answered.
+func TestHTTP3ZeroRTTAcrossRestart(t *testing.T) {
+	s := startTLSServer(t, "-h3")
+	cache := tls.NewLRUClientSessionCache(8)
+	client := func() (*http.Client, *qhttp3.Transport) {
+		tr := &qhttp3.Transport{TLSClientConfig: &tls.Config{RootCAs: s.roots(), ServerName: "127.0.0.1", ClientSessionCache: cache}}
+		return &http.Client{Transport: tr, Timeout: 10 * time.Second}, tr
+	}
+	c, tr := client()
+	if _, err := h3Get(c, s.addr, "/"); err != nil {
+		t.Fatal(err)
+	}
+	tr.Close() // the ticket is in the cache
+	now := s.restart()
+	c, tr = client()
+	defer tr.Close()
+	req, _ := http.NewRequest(qhttp3.MethodGet0RTT, "https://"+s.addr+"/early", nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if string(b) != fmt.Sprint(now, " true") || resp.ProtoMajor != 3 {
+		t.Fatalf("0-RTT request: %s %q over %s; %d serves (want \"<pid> true\": served early)", resp.Status, b, resp.Proto, now)
+	}
+	if !resp.TLS.DidResume {
+		t.Fatal("the session did not resume with the new process")
 	}
 }
