@@ -227,3 +227,34 @@ func TestHTTP3ZeroRTTAcrossRestart(t *testing.T) {
 		t.Fatal("the session did not resume with the new process")
 	}
 }
+
+// TestHTTP3CertificateReload: HTTP/3 serves the listener's certificates,
+// and a reload (SIGUSR1) reaches new HTTP/3 connections at once.
+func TestHTTP3CertificateReload(t *testing.T) {
+	s := startTLSServer(t, "-h3", "-cert-watch", "0")
+	serial := func() string {
+		c, tr := s.h3Client()
+		defer tr.Close()
+		resp, err := c.Get("https://" + s.addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.TLS.PeerCertificates[0].SerialNumber.String()
+	}
+	if got := serial(); got != s.firstLeaf.Serial.String() {
+		t.Fatalf("serial %s over HTTP/3, want %s", got, s.firstLeaf.Serial)
+	}
+	second, err := s.ca.Valid("second", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := second.Write(s.certDir); err != nil {
+		t.Fatal(err)
+	}
+	s.signal(s.current(), syscall.SIGUSR1)
+	waitFor(t, 10*time.Second, "the reload", func() bool { return s.serial(t).Cmp(second.Serial) == 0 })
+	if got := serial(); got != second.Serial.String() {
+		t.Fatalf("serial %s over HTTP/3 after the reload, want %s", got, second.Serial)
+	}
+}

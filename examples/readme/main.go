@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/handoff-go/handoff/acme"
+	"github.com/handoff-go/handoff/http3"
 	"github.com/handoff-go/handoff/listeners"
 	"github.com/handoff-go/handoff/metrics"
 	"github.com/handoff-go/handoff/server"
@@ -71,6 +72,13 @@ func automaticHTTPS(srv *server.Server, h http.Handler) {
 	// README: end
 }
 
+func quic(srv *server.Server, h http.Handler) {
+	// README: http3
+	srv.Listen("api", ":443", listeners.HTTP(h), listeners.TLSFiles("api.crt", "api.key"),
+		http3.Enable()) // HTTP/3 on UDP :443 too, across restarts
+	// README: end
+}
+
 func adopt(ctx context.Context, h, adminMux *http.ServeMux) error {
 	// README: adopt
 	srv := server.New(server.WithHandler(h),
@@ -105,4 +113,4 @@ func kinds(srv *server.Server, h http.Handler, dns func(context.Context, net.Pac
 	// README: end
 }
 
-var _, _, _, _ = tls, automaticHTTPS, adopt, kinds
+var _, _, _, _, _ = tls, automaticHTTPS, quic, adopt, kinds

@@ -35,6 +35,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -107,15 +108,16 @@ type Router struct {
 	pc    net.PacketConn // the shared socket
 	block cipher.Block
 	keys  Keys
-	gen   int
-	base  string // forward socket name without the generation
+	tag   uint16   // the generation, as IDs and socket names carry it
+	base  string   // forward socket name without the tag
+	addrs sync.Map // tag -> *net.UnixAddr
 	fwd   *net.UnixConn
 	in    chan packet
 	c     counters
 	warn  func(string, error)
 
 	draining  atomic.Bool
-	successor atomic.Int64
+	successor atomic.Int64 // tag+1 of the newest generation found, or 0
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -127,12 +129,11 @@ type Router struct {
 }
 
 // New routes the packets of pc for the process of generation gen of the
-// family whose keys are k. warn reports trouble that is not a packet's
-// (the forward socket, say). Close ends it; pc stays open.
+// family whose keys are k. Generations are told apart modulo 65,536: a
+// process 65,536 restarts older than another would be mistaken for it.
+// warn reports trouble that is not a packet's (the forward socket, say).
+// Close ends it; pc stays open.
 func New(pc net.PacketConn, k Keys, gen int, warn func(string, error)) (*Router, error) {
-	if gen < 0 || gen > 0xffff {
-		return nil, fmt.Errorf("quicroute: generation %d out of range", gen)
-	}
 	block, err := newBlock(k)
 	if err != nil {
 		return nil, err
@@ -142,7 +143,7 @@ func New(pc net.PacketConn, k Keys, gen int, warn func(string, error)) (*Router,
 		port = a.Port
 	}
 	r := &Router{
-		pc: pc, block: block, keys: k, gen: gen,
+		pc: pc, block: block, keys: k, tag: uint16(gen),
 		base:      "@handoff-quic-" + k.Name + "-" + strconv.Itoa(port) + "-",
 		in:        make(chan packet, 1024),
 		warn:      warn,
@@ -150,7 +151,7 @@ func New(pc net.PacketConn, k Keys, gen int, warn func(string, error)) (*Router,
 		dlChanged: make(chan struct{}),
 	}
 	if runtime.GOOS == "linux" {
-		r.fwd, err = net.ListenUnixgram("unixgram", &net.UnixAddr{Name: r.base + strconv.Itoa(gen), Net: "unixgram"})
+		r.fwd, err = net.ListenUnixgram("unixgram", r.addrOf(r.tag))
 		if err != nil {
 			return nil, fmt.Errorf("quicroute: forward socket: %w", err)
 		}
@@ -180,7 +181,7 @@ func (r *Router) Drain() { r.draining.Store(true) }
 // GenerateConnectionID issues an ID that names this generation.
 func (r *Router) GenerateConnectionID() ([]byte, error) {
 	var plain, id [CIDLen]byte
-	binary.BigEndian.PutUint16(plain[0:2], uint16(r.gen))
+	binary.BigEndian.PutUint16(plain[0:2], r.tag)
 	if _, err := rand.Read(plain[2:12]); err != nil {
 		return nil, err
 	}
@@ -192,21 +193,31 @@ func (r *Router) GenerateConnectionID() ([]byte, error) {
 // ConnectionIDLen is CIDLen.
 func (r *Router) ConnectionIDLen() int { return CIDLen }
 
-// generationOf returns the generation an ID names, if it is one of the
-// family's.
-func (r *Router) generationOf(id []byte, plain *[CIDLen]byte) (int, bool) {
+// generationOf returns the generation (tag) an ID names, if it is one of
+// the family's.
+func (r *Router) generationOf(id []byte, plain *[CIDLen]byte) (uint16, bool) {
 	r.block.Decrypt(plain[:], id)
 	if binary.BigEndian.Uint32(plain[12:16]) != 0 {
 		return 0, false
 	}
-	return int(binary.BigEndian.Uint16(plain[0:2])), true
+	return binary.BigEndian.Uint16(plain[0:2]), true
+}
+
+// addrOf is the forward socket of the generation tagged tag.
+func (r *Router) addrOf(tag uint16) *net.UnixAddr {
+	if a, ok := r.addrs.Load(tag); ok {
+		return a.(*net.UnixAddr)
+	}
+	a := &net.UnixAddr{Name: r.base + strconv.Itoa(int(tag)), Net: "unixgram"}
+	r.addrs.Store(tag, a)
+	return a
 }
 
 // verdict is where a packet goes.
 type verdict int
 
 const (
-	toGeneration verdict = iota // to the generation returned
+	toGeneration verdict = iota // to the generation (tag) returned
 	toNew                       // a new connection
 	dropMalformed
 	dropUnknown
@@ -215,7 +226,7 @@ const (
 // Route says where the datagram b goes: to a generation, or to whoever
 // takes new connections.
 // tmp is scratch space of the caller's.
-func (r *Router) route(b []byte, tmp *[CIDLen]byte) (int, verdict) {
+func (r *Router) route(b []byte, tmp *[CIDLen]byte) (uint16, verdict) {
 	if len(b) == 0 {
 		return 0, dropMalformed
 	}
@@ -287,11 +298,11 @@ func (r *Router) dispatch(p packet, tmp *[CIDLen]byte) {
 		r.forwardNew(p)
 		return
 	}
-	if g == r.gen && !r.isClosed() {
+	if g == r.tag && !r.isClosed() {
 		r.deliver(p, &r.c.local)
 		return
 	}
-	if g == r.gen {
+	if g == r.tag {
 		r.c.noRoute.Add(1) // its connection is over
 		bufs.Put(p.buf)
 		return
@@ -321,13 +332,13 @@ func (r *Router) deliver(p packet, count *atomic.Int64) {
 
 // forwardNew sends a new connection's packet to the newest generation.
 func (r *Router) forwardNew(p packet) {
-	from := int(r.successor.Load())
-	if from == 0 {
-		from = r.gen + 1
+	first := uint16(1)
+	if s := r.successor.Load(); s != 0 {
+		first = uint16(s-1) - r.tag
 	}
-	for g := from; g <= r.gen+probeAhead && g <= 0xffff; g++ {
-		if r.send(p, g) {
-			r.successor.Store(int64(g))
+	for d := first; d != 0 && d <= probeAhead; d++ {
+		if g := r.tag + d; r.send(p, g) {
+			r.successor.Store(int64(g) + 1)
 			r.c.forwarded.Add(1)
 			bufs.Put(p.buf)
 			return
@@ -338,7 +349,7 @@ func (r *Router) forwardNew(p packet) {
 }
 
 // forward sends p to generation g.
-func (r *Router) forward(p packet, g int) {
+func (r *Router) forward(p packet, g uint16) {
 	if r.send(p, g) {
 		r.c.forwarded.Add(1)
 	} else {
@@ -353,7 +364,7 @@ const fwdHeader = 16 + 1 + 16 + 2
 
 // send writes p to the forward socket of generation g and reports whether
 // it went.
-func (r *Router) send(p packet, g int) bool {
+func (r *Router) send(p packet, g uint16) bool {
 	if r.fwd == nil {
 		return false
 	}
@@ -373,7 +384,7 @@ func (r *Router) send(p packet, g int) bool {
 	binary.BigEndian.PutUint16(msg[n:], uint16(ua.Port))
 	n += 2
 	n += copy(msg[n:], p.buf[:p.n])
-	_, err := r.fwd.WriteToUnix(msg[:n], &net.UnixAddr{Name: r.base + strconv.Itoa(g), Net: "unixgram"})
+	_, err := r.fwd.WriteToUnix(msg[:n], r.addrOf(g))
 	return err == nil
 }
 
@@ -384,7 +395,7 @@ func (r *Router) readForwarded() {
 	var msg [fwdHeader + maxPacket]byte
 	var tmp [CIDLen]byte
 	for {
-		n, _, err := r.fwd.ReadFromUnix(msg[:])
+		n, err := r.fwd.Read(msg[:])
 		if err != nil {
 			if r.isClosed() {
 				return
@@ -413,7 +424,7 @@ func (r *Router) readForwarded() {
 		p := packet{buf: buf, n: copy(buf[:], payload), addr: addr}
 		g, v := r.route(payload, &tmp)
 		switch {
-		case v == toGeneration && g == r.gen, v == toNew && !r.draining.Load():
+		case v == toGeneration && g == r.tag, v == toNew && !r.draining.Load():
 			r.deliver(p, &r.c.received)
 		case v == toNew:
 			r.forwardNew(p) // this process drains too: on to the newest
@@ -506,6 +517,32 @@ func (r *Router) SetReadDeadline(t time.Time) error {
 	close(r.dlChanged)
 	r.dlChanged = make(chan struct{})
 	return nil
+}
+
+// SetReadBuffer sets the shared socket's receive buffer (quic-go asks for
+// one of several megabytes).
+func (r *Router) SetReadBuffer(n int) error {
+	if c, ok := r.pc.(interface{ SetReadBuffer(int) error }); ok {
+		return c.SetReadBuffer(n)
+	}
+	return errors.New("quicroute: the socket has no receive buffer to set")
+}
+
+// SetWriteBuffer sets the shared socket's send buffer.
+func (r *Router) SetWriteBuffer(n int) error {
+	if c, ok := r.pc.(interface{ SetWriteBuffer(int) error }); ok {
+		return c.SetWriteBuffer(n)
+	}
+	return errors.New("quicroute: the socket has no send buffer to set")
+}
+
+// SyscallConn gives the shared socket for options (buffer sizes, don't
+// fragment); reads go through the router all the same.
+func (r *Router) SyscallConn() (syscall.RawConn, error) {
+	if c, ok := r.pc.(syscall.Conn); ok {
+		return c.SyscallConn()
+	}
+	return nil, errors.New("quicroute: the socket has no system descriptor")
 }
 
 // SetWriteDeadline sets the shared socket's write deadline.

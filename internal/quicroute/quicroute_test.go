@@ -25,6 +25,23 @@ func udp(t testing.TB) *net.UDPConn {
 	return c
 }
 
+// dupOf is another descriptor for the socket of c, as a restart's new
+// process has.
+func dupOf(t testing.TB, c *net.UDPConn) net.PacketConn {
+	t.Helper()
+	f, err := c.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dup, err := net.FilePacketConn(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dup.Close() })
+	return dup
+}
+
 func newRouter(t testing.TB, pc net.PacketConn, k Keys, gen int) *Router {
 	t.Helper()
 	r, err := New(pc, k, gen, func(what string, err error) { t.Errorf("%s: %v", what, err) })
@@ -59,16 +76,16 @@ func read(t *testing.T, r *Router) (string, net.Addr) {
 
 func TestRoute(t *testing.T) {
 	k := family(t)
-	r := &Router{keys: k, gen: 7}
+	r := &Router{keys: k, tag: 7}
 	var err error
 	if r.block, err = newBlock(k); err != nil {
 		t.Fatal(err)
 	}
 	mine, _ := r.GenerateConnectionID()
-	other := &Router{keys: k, gen: 8, block: r.block}
+	other := &Router{keys: k, tag: 8, block: r.block}
 	theirs, _ := other.GenerateConnectionID()
 	stranger := family(t)
-	strange := &Router{keys: stranger, gen: 7}
+	strange := &Router{keys: stranger, tag: 7}
 	strange.block, _ = newBlock(stranger)
 	foreign, _ := strange.GenerateConnectionID()
 	random := make([]byte, 16)
@@ -77,7 +94,7 @@ func TestRoute(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		b    []byte
-		gen  int
+		gen  uint16
 		v    verdict
 	}{
 		{"short to mine", shortPacket(mine, "x"), 7, toGeneration},
@@ -107,22 +124,18 @@ func TestForwarding(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("forwarding uses Linux's abstract unix sockets")
 	}
+	t.Run("1 to 2", func(t *testing.T) { testForwarding(t, 1) })
+	// Generations are told apart modulo 65,536.
+	t.Run("65535 to 65536", func(t *testing.T) { testForwarding(t, 65535) })
+}
+
+func testForwarding(t *testing.T, gen int) {
 	k := family(t)
 	shared := udp(t)
-	old := newRouter(t, shared, k, 1)
+	old := newRouter(t, shared, k, gen)
 	// The new process reads through a descriptor of its own for the same
 	// socket, as after a restart.
-	f, err := shared.File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dup, err := net.FilePacketConn(f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dup.Close() })
-	young := newRouter(t, dup, k, 2)
+	young := newRouter(t, dupOf(t, shared), k, gen+1)
 	oldID, _ := old.GenerateConnectionID()
 	youngID, _ := young.GenerateConnectionID()
 
@@ -220,7 +233,7 @@ func TestForwardSocketRejectsStrangers(t *testing.T) {
 // of every HTTP/3 connection.
 func BenchmarkRoute(b *testing.B) {
 	k := family(b)
-	r := &Router{keys: k, gen: 7}
+	r := &Router{keys: k, tag: 7}
 	r.block, _ = newBlock(k)
 	id, _ := r.GenerateConnectionID()
 	pkt := shortPacket(id, string(make([]byte, 1200)))
@@ -229,6 +242,58 @@ func BenchmarkRoute(b *testing.B) {
 	for b.Loop() {
 		if _, v := r.route(pkt, &tmp); v != toGeneration {
 			b.Fatal(v)
+		}
+	}
+}
+
+// TestFlood: a peer that sends faster than the QUIC stack reads fills the
+// queue; what does not fit is dropped and counted, and the router goes on.
+func TestFlood(t *testing.T) {
+	k := family(t)
+	pc := udp(t)
+	pc.SetReadBuffer(4 << 20)
+	r := newRouter(t, pc, k, 1)
+	id, _ := r.GenerateConnectionID()
+	client := udp(t)
+	pkt := shortPacket(id, "flood")
+	for i := 0; i < 3000; i++ {
+		client.WriteTo(pkt, pc.LocalAddr())
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for r.Stats().Local+r.Stats().Overflow < 3000 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	st := r.Stats()
+	if st.Overflow == 0 || st.Local != int64(cap(r.in)) {
+		t.Fatalf("stats %+v: want the queue (%d) full and the rest counted as overflow", st, cap(r.in))
+	}
+	if got, _ := read(t, r); got != string(pkt) {
+		t.Fatalf("after the flood: %q", got)
+	}
+}
+
+// BenchmarkForward is a packet read by the wrong process: routed,
+// forwarded over the unix socket, received and queued by its owner, and
+// read by the owner's QUIC stack.
+func BenchmarkForward(b *testing.B) {
+	if runtime.GOOS != "linux" {
+		b.Skip("forwarding uses Linux's abstract unix sockets")
+	}
+	k := family(b)
+	shared := udp(b)
+	old := newRouter(b, shared, k, 1)
+	young := newRouter(b, dupOf(b, shared), k, 2)
+	id, _ := young.GenerateConnectionID()
+	pkt := shortPacket(id, string(make([]byte, 1200)))
+	from := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4433}
+	var tmp [CIDLen]byte
+	out := make([]byte, 2048)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf := bufs.Get().(*[maxPacket]byte)
+		old.dispatch(packet{buf: buf, n: copy(buf[:], pkt), addr: from}, &tmp)
+		if _, _, err := young.ReadFrom(out); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
