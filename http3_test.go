@@ -258,3 +258,35 @@ func TestHTTP3CertificateReload(t *testing.T) {
 		t.Fatalf("serial %s over HTTP/3 after the reload, want %s", got, second.Serial)
 	}
 }
+
+// TestHTTP3HammerTime: a request that outlasts hammer time is cut, its
+// client is told at once (CONNECTION_CLOSE), and the old process exits at
+// hammer time rather than waiting for the handler.
+func TestHTTP3HammerTime(t *testing.T) {
+	s := startTLSServer(t, "-h3", "-hammer", "1s")
+	c, tr := s.h3Client()
+	defer tr.Close()
+	old := s.current()
+	done := make(chan error, 1)
+	go func() {
+		_, err := h3Get(c, s.addr, "/slow?ms=20000")
+		done <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // in flight
+	start := time.Now()
+	s.handOff()
+	if code := s.waitExit(old, 15*time.Second); code != 0 {
+		t.Fatalf("old process exited with %d", code)
+	}
+	if took := time.Since(start); took > 8*time.Second {
+		t.Fatalf("the old process took %v to exit with a 1 s hammer time", took)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("a request longer than hammer time was answered")
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the client of the cut request was not told")
+	}
+}

@@ -27,7 +27,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
-	"net/http"
+	"sync"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -37,6 +37,10 @@ import (
 	"github.com/handoff-go/handoff/internal/quicroute"
 	"github.com/handoff-go/handoff/listeners"
 )
+
+// hammerGrace is how long handlers are given to return once their
+// connections are closed at hammer time.
+const hammerGrace = 100 * time.Millisecond
 
 // Enable serves HTTP/3 beside the HTTPS listener it is given to.
 func Enable() listeners.Option {
@@ -88,8 +92,12 @@ func serve(ctx context.Context, pc net.PacketConn, env listen.CompanionEnv) {
 		return
 	}
 	hs := &qhttp3.Server{Handler: env.Handler}
+	conns := &tracked{EarlyListener: ln, conns: map[*quic.Conn]struct{}{}}
+	if env.OnHammer != nil {
+		env.OnHammer(conns.closeAll)
+	}
 	served := make(chan error, 1)
-	go func() { served <- hs.ServeListener(ln) }()
+	go func() { served <- hs.ServeListener(conns) }()
 
 	select {
 	case <-ctx.Done(): // the drain: new connections go to the new process
@@ -111,14 +119,86 @@ func serve(ctx context.Context, pc net.PacketConn, env listen.CompanionEnv) {
 		case <-sctx.Done():
 		}
 	}()
-	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.Canceled) {
-		log.Warn().Err(err).Msg("HTTP/3 shutdown")
+	shut := make(chan struct{})
+	go func() {
+		defer close(shut)
+		if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Warn().Err(err).Msg("HTTP/3 shutdown")
+		}
+		<-served
+	}()
+	select {
+	case <-shut:
+	case <-r.Done():
+		// Hammer time. quic-go's Close waits for every handler to return,
+		// and a handler may never do so: like the HTTP/1 and HTTP/2
+		// handlers at hammer time, they are left to the process's exit.
+		select {
+		case <-shut:
+		case <-time.After(hammerGrace):
+			log.Warn().Msg("HTTP/3 handlers still running at hammer time are abandoned")
+		}
 	}
-	<-served
 	st := r.Stats()
 	log.Info().Int64("local", st.Local).Int64("received", st.Received).Int64("forwarded", st.Forwarded).
 		Int64("unknown", st.Unknown).Int64("malformed", st.Malformed).Int64("foreign", st.Foreign).
 		Int64("no_route", st.NoRoute).Int64("overflow", st.Overflow).Msg("HTTP/3 drained; packets routed")
+}
+
+// tracked is the QUIC listener, remembering the connections it accepted
+// so that hammer time can close them while their clients can still be
+// told.
+type tracked struct {
+	*quic.EarlyListener
+	mu    sync.Mutex
+	conns map[*quic.Conn]struct{}
+}
+
+func (l *tracked) Accept(ctx context.Context) (*quic.Conn, error) {
+	c, err := l.EarlyListener.Accept(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	l.conns[c] = struct{}{}
+	l.mu.Unlock()
+	context.AfterFunc(c.Context(), func() {
+		l.mu.Lock()
+		delete(l.conns, c)
+		l.mu.Unlock()
+	})
+	return c, nil
+}
+
+// h3NoError is HTTP/3's H3_NO_ERROR (RFC 9114, section 8.1).
+const h3NoError = 0x100
+
+// closeAll closes every open connection with CONNECTION_CLOSE, waiting
+// hammerGrace at most for the packets to go out.
+func (l *tracked) closeAll() {
+	l.mu.Lock()
+	conns := make([]*quic.Conn, 0, len(l.conns))
+	for c := range l.conns {
+		conns = append(conns, c)
+	}
+	l.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var wg sync.WaitGroup
+		for _, c := range conns {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c.CloseWithError(h3NoError, "hammer time")
+			}()
+		}
+		wg.Wait()
+	}()
+	select {
+	case <-done:
+	case <-time.After(hammerGrace):
+	}
 }
 
 // tlsConfig is the listener's TLS for QUIC: h3 by ALPN, and session
@@ -142,5 +222,3 @@ func tlsConfig(base *tls.Config, ticket [32]byte) *tls.Config {
 	return qhttp3.ConfigureTLSConfig(cfg)
 }
 
-var _ = time.Second
-var _ = http.StatusOK

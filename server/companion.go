@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 
 	"github.com/handoff-go/handoff/internal/listen"
@@ -36,12 +37,27 @@ func (s *Server) companionDecl(name string, a listen.Addr, c *listen.Companion) 
 		return decl{}, errCompanionAddr
 	}
 	spec := &listen.Spec{Kind: listen.KindPacket}
+	var mu sync.Mutex
+	var onHammer func()
+	spec.OnHammer = func() {
+		mu.Lock()
+		fn := onHammer
+		mu.Unlock()
+		if fn != nil {
+			fn()
+		}
+	}
 	spec.Packet = func(ctx context.Context, pc net.PacketConn) {
 		primary := s.serviceNamed(name)
 		env := listen.CompanionEnv{
 			Log:        s.log.WithStr("listener", name+"-"+c.Suffix),
 			Generation: s.currentGeneration(),
 			Family:     s.familySecret(),
+			OnHammer: func(fn func()) {
+				mu.Lock()
+				onHammer = fn
+				mu.Unlock()
+			},
 		}
 		if primary != nil {
 			env.TLS, env.Handler = primary.tlsCfg, primary.hs.Handler

@@ -350,6 +350,9 @@ func (svc *service) hammer() int {
 	// Cancel first, so a handler learns why before its connection dies.
 	svc.baseCancel(ErrHammered)
 	if svc.pc != nil {
+		if svc.spec.OnHammer != nil {
+			svc.spec.OnHammer() // while the socket is still open
+		}
 		svc.pc.Close()
 		return int(svc.active.Load())
 	}

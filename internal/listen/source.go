@@ -70,7 +70,8 @@ type CompanionEnv struct {
 	// (handed on to each new process).
 	Generation int
 	Family     []byte
-	// Successor is the generation of the process this one handed off to,
-	// or 0.
-	Successor func() int
+	// OnHammer registers fn, called at hammer time before the socket is
+	// closed (to close connections while their peers can still be told);
+	// fn must return soon.
+	OnHammer func(fn func())
 }

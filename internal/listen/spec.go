@@ -50,6 +50,9 @@ type Spec struct {
 	TCP func(ctx context.Context, c net.Conn)
 	// Packet serves a UDP socket.
 	Packet func(ctx context.Context, pc net.PacketConn)
+	// OnHammer, for a packet listener, is called at hammer time before
+	// its socket is closed, and must return soon.
+	OnHammer func()
 	// Serve and Shutdown run a server of the program's own on the
 	// listener: Serve until Shutdown, which a drain calls with a context
 	// that hammer time cancels.
