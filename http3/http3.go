@@ -221,4 +221,3 @@ func tlsConfig(base *tls.Config, ticket [32]byte) *tls.Config {
 	}
 	return qhttp3.ConfigureTLSConfig(cfg)
 }
-
