@@ -136,9 +136,6 @@ func main() {
 	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, os.Getenv(r.URL.Query().Get("k"))) })
 	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) { json.NewEncoder(w).Encode(srv.Stats()) })
 	mux.HandleFunc("/proto", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.Proto) })
-	mux.HandleFunc("/early", func(w http.ResponseWriter, r *http.Request) { // a 0-RTT request is served before the handshake is over
-		fmt.Fprintf(w, "%d %v", os.Getpid(), r.TLS != nil && !r.TLS.HandshakeComplete)
-	})
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
 		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
 		time.Sleep(time.Duration(ms) * time.Millisecond)
