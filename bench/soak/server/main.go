@@ -1,0 +1,180 @@
+// Command server is the program bench/soak restarts: one process with a
+// listener of every kind. "api" serves HTTP/1.1 (/, /stats, /goroutines,
+// and a websocket echo on /ws that closes with 1001 on a drain), "echo"
+// echoes TCP lines, "secure" serves HTTP/2 over TLS and HTTP/3 beside it
+// ("secure-quic"), "local" serves the HTTP routes on a unix socket, "dns"
+// echoes UDP datagrams, and "grpc" serves gRPC's health service through
+// listeners.Serve.
+//
+// The mode file makes the next process misbehave: "crash" exits before
+// serving, "hang" never becomes ready, "slow" waits two seconds first.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/rs/zerolog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/handoff-go/handoff/hijack"
+	"github.com/handoff-go/handoff/http3"
+	"github.com/handoff-go/handoff/listeners"
+	"github.com/handoff-go/handoff/server"
+)
+
+func main() {
+	api := flag.String("api", "", "HTTP address")
+	echo := flag.String("echo", "", "TCP echo address")
+	secure := flag.String("tls", "", "HTTPS (and HTTP/3) address")
+	cert := flag.String("cert", "", "certificate file")
+	key := flag.String("key", "", "key file")
+	unixPath := flag.String("unix", "", "unix socket path")
+	udp := flag.String("udp", "", "UDP echo address")
+	grpcAddr := flag.String("grpc", "", "gRPC address")
+	pidFile := flag.String("pidfile", "", "PID file")
+	modeFile := flag.String("mode", "", "mode file")
+	readyTimeout := flag.Duration("ready-timeout", 3*time.Second, "ready timeout")
+	hammer := flag.Duration("hammer", 5*time.Second, "hammer time")
+	flag.Parse()
+
+	if _, child := os.LookupEnv("ENDLESS_SOCKET_ORDER"); child && *modeFile != "" {
+		b, _ := os.ReadFile(*modeFile)
+		switch strings.TrimSpace(string(b)) {
+		case "crash":
+			fmt.Fprintln(os.Stderr, "soak server: crashing on purpose")
+			os.Exit(3)
+		case "hang":
+			fmt.Fprintln(os.Stderr, "soak server: hanging on purpose")
+			select {}
+		case "slow":
+			time.Sleep(2 * time.Second)
+		}
+	}
+
+	log := zerolog.New(os.Stderr).With().Timestamp().Logger()
+	srv := server.New(server.WithLogger(log), server.WithPIDFile(*pidFile),
+		server.WithReadyTimeout(*readyTimeout), server.WithHammerTime(*hammer), server.WithIdleGrace(500*time.Millisecond))
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) { json.NewEncoder(w).Encode(srv.Stats()) })
+	mux.HandleFunc("/goroutines", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, runtime.NumGoroutine()) })
+	mux.HandleFunc("/ws", wsEcho)
+
+	gs := grpc.NewServer()
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+
+	srv.Listen("api", *api, listeners.HTTP(mux)).
+		Listen("echo", *echo, listeners.TCP(echoLines)).
+		Listen("secure", *secure, listeners.HTTP(mux), listeners.TLSFiles(*cert, *key), http3.Enable()).
+		Listen("local", "unix:"+*unixPath, listeners.HTTP(mux)).
+		Listen("dns", "udp:"+*udp, listeners.Packet(udpEcho)).
+		Listen("grpc", *grpcAddr, listeners.Serve(gs.Serve, func(ctx context.Context) error {
+			done := make(chan struct{})
+			go func() { gs.GracefulStop(); close(done) }()
+			select {
+			case <-done:
+				return nil
+			case <-ctx.Done():
+				gs.Stop()
+				<-done
+				return ctx.Err()
+			}
+		}))
+	if err := srv.Serve(); err != nil {
+		fmt.Fprintln(os.Stderr, "soak server:", err)
+		os.Exit(1)
+	}
+}
+
+var upgrader websocket.Upgrader
+
+// wsEcho echoes messages, and says going-away (1001) when the server
+// drains.
+func wsEcho(w http.ResponseWriter, r *http.Request) {
+	c, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	echo := make(chan []byte, 8)
+	done := make(chan struct{})
+	defer close(done)
+	go func() { // the only writer
+		c.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf("pid %d", os.Getpid())))
+		for {
+			select {
+			case m := <-echo:
+				if c.WriteMessage(websocket.TextMessage, m) != nil {
+					return
+				}
+			case <-hijack.Notify(r.Context()):
+				msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "server restarting")
+				c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+				return
+			case <-done:
+				return
+			}
+		}
+	}()
+	for {
+		_, p, err := c.ReadMessage()
+		if err != nil {
+			return
+		}
+		select {
+		case echo <- p:
+		case <-done:
+			return
+		}
+	}
+}
+
+// echoLines echoes lines; on a drain it finishes the line in hand and
+// gives a quiet client one more second.
+func echoLines(ctx context.Context, c net.Conn) {
+	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Now().Add(time.Second)) })
+	defer stop()
+	br := bufio.NewReader(c)
+	for {
+		line, err := br.ReadBytes('\n')
+		if len(line) > 0 {
+			if _, werr := c.Write(line); werr != nil {
+				return
+			}
+		}
+		if err != nil || ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// udpEcho answers each datagram with "pid datagram".
+func udpEcho(ctx context.Context, pc net.PacketConn) {
+	buf := make([]byte, 2048)
+	prefix := fmt.Sprintf("%d ", os.Getpid())
+	for {
+		n, addr, err := pc.ReadFrom(buf)
+		if n > 0 {
+			pc.WriteTo(append([]byte(prefix), buf[:n]...), addr)
+		}
+		if err != nil && ctx.Err() != nil {
+			return // the new process reads the socket now
+		}
+	}
+}
