@@ -24,22 +24,8 @@ import (
 
 // certs writes a pair for 127.0.0.1 and returns it with its roots.
 func certs(t testing.TB) (cert, key string, roots *x509.CertPool) {
-	t.Helper()
-	ca, err := testcert.NewCA("http3 test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Valid("127.0.0.1", "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, key, err = leaf.Write(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots = x509.NewCertPool()
-	roots.AddCert(ca.Cert)
-	return cert, key, roots
+	ca, cert, key := testcert.Files(t)
+	return cert, key, ca.Pool()
 }
 
 var hello = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") })
@@ -83,13 +69,30 @@ func h3Client(roots *x509.CertPool) (*http.Client, *qhttp3.Transport) {
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second}, tr
 }
 
+// udpTakenTCPFree returns an address whose UDP port is bound (until the
+// test ends) and whose TCP port was free a moment ago.
+func udpTakenTCPFree(t *testing.T) string {
+	t.Helper()
+	for range 20 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		pc, err := net.ListenPacket("udp", addr)
+		ln.Close()
+		if err == nil {
+			t.Cleanup(func() { pc.Close() })
+			return addr
+		}
+	}
+	t.Fatal("no port found free for TCP and UDP both")
+	return ""
+}
+
 func TestBadInput(t *testing.T) {
 	cert, key, _ := certs(t)
-	busy, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer busy.Close()
+	busy := udpTakenTCPFree(t)
 	for _, tt := range []struct {
 		name, addr string
 		opts       []listeners.Option
@@ -98,7 +101,7 @@ func TestBadInput(t *testing.T) {
 		{"no TLS", "127.0.0.1:0", []listeners.Option{http3.Enable()}, "HTTP/3 needs an HTTPS listener"},
 		{"a TCP kind", "127.0.0.1:0", []listeners.Option{http3.Enable(), listeners.TLSFiles(cert, key), listeners.TCP(func(context.Context, net.Conn) {})}, "HTTP/3 needs an HTTPS listener"},
 		{"a unix socket", "unix:" + t.TempDir() + "/s", []listeners.Option{http3.Enable(), listeners.TLSFiles(cert, key)}, "host:port"},
-		{"UDP port in use", busy.LocalAddr().String(), []listeners.Option{http3.Enable(), listeners.TLSFiles(cert, key)}, `"api-quic"`},
+		{"UDP port in use", busy, []listeners.Option{http3.Enable(), listeners.TLSFiles(cert, key)}, `"api-quic"`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := server.New(quiet())

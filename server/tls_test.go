@@ -52,22 +52,7 @@ func TestH2C(t *testing.T) {
 }
 
 // certFiles writes a pair for 127.0.0.1 signed by a new CA.
-func certFiles(t *testing.T) (ca *testcert.CA, cert, key string) {
-	t.Helper()
-	ca, err := testcert.NewCA("server test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Valid("127.0.0.1", "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, key, err = leaf.Write(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ca, cert, key
-}
+func certFiles(t *testing.T) (ca *testcert.CA, cert, key string) { return testcert.Files(t) }
 
 func TestTLSDefaults(t *testing.T) {
 	ca, cert, key := certFiles(t)

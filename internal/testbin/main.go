@@ -35,12 +35,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
 
 	"github.com/handoff-go/handoff/acme"
-	"github.com/handoff-go/handoff/hijack"
 	"github.com/handoff-go/handoff/http3"
+	"github.com/handoff-go/handoff/internal/testserve"
 	"github.com/handoff-go/handoff/listeners"
 	"github.com/handoff-go/handoff/server"
 )
@@ -143,51 +142,14 @@ func main() {
 		time.Sleep(time.Duration(ms) * time.Millisecond)
 		fmt.Fprintf(w, "slow %d", os.Getpid())
 	})
-	up := websocket.Upgrader{}
-	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
-		c, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		echo := make(chan []byte, 8)
-		done := make(chan struct{})
-		defer close(done)
-		go func() { // the only writer
-			c.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf("pid %d", os.Getpid())))
-			for {
-				select {
-				case m := <-echo:
-					if c.WriteMessage(websocket.TextMessage, m) != nil {
-						return
-					}
-				case <-hijack.Notify(r.Context()):
-					msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "server restarting")
-					c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
-					return
-				case <-done:
-					return
-				}
-			}
-		}()
-		for {
-			_, p, err := c.ReadMessage()
-			if err != nil {
-				return
-			}
-			select {
-			case echo <- p:
-			case <-done:
-			}
-		}
-	})
+	mux.HandleFunc("/ws", testserve.WebSocketEcho)
 
 	srv.Listen("api", *api, listeners.HTTP(mux))
 	if *admin != "" {
 		srv.Listen("admin", *admin, listeners.HTTP(mux))
 	}
 	if *echo != "" {
-		srv.Listen("echo", *echo, listeners.TCP(echoLines))
+		srv.Listen("echo", *echo, listeners.TCP(testserve.EchoLines))
 	}
 	if *tlsAddr != "" {
 		tlsOpts := []listeners.Option{listeners.TLSFiles(*cert, *key)}
@@ -226,7 +188,7 @@ func main() {
 		srv.Listen("local", "unix:"+*unixPath, listeners.HTTP(mux), listeners.FileMode(0o600))
 	}
 	if *udpAddr != "" {
-		srv.Listen("dns", "udp:"+*udpAddr, listeners.Packet(udpEcho))
+		srv.Listen("dns", "udp:"+*udpAddr, listeners.Packet(testserve.UDPEcho))
 	}
 	if *lineAddr != "" {
 		ls := &lineServer{conns: map[net.Conn]bool{}, fail: isChild && mode == "lines-fail"}
@@ -258,26 +220,6 @@ func acmeOptions(domains, ca, roots, storage string) []listeners.Option {
 	return opts
 }
 
-// echoLines echoes line by line. When the drain starts it finishes the line
-// in hand, and gives a client that is quiet one more second to send one,
-// then closes.
-func echoLines(ctx context.Context, c net.Conn) {
-	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Now().Add(time.Second)) })
-	defer stop()
-	br := bufio.NewReader(c)
-	for {
-		line, err := br.ReadBytes('\n')
-		if len(line) > 0 {
-			if _, werr := c.Write(line); werr != nil {
-				return
-			}
-		}
-		if err != nil || ctx.Err() != nil {
-			return
-		}
-	}
-}
-
 // runTrue runs `true` n times, as a program's own code may run commands
 // beside the server, and writes how many runs failed, and why, to out.
 func runTrue(n int, out string) {
@@ -289,24 +231,6 @@ func runTrue(n int, out string) {
 		}
 	}
 	os.WriteFile(out, []byte(fmt.Sprintf("%d %s", failed, why)), 0o644)
-}
-
-// udpEcho answers each datagram with "PID datagram" until the drain.
-func udpEcho(ctx context.Context, pc net.PacketConn) {
-	buf := make([]byte, 2048)
-	prefix := []byte(strconv.Itoa(os.Getpid()) + " ")
-	for {
-		n, addr, err := pc.ReadFrom(buf)
-		if n > 0 {
-			pc.WriteTo(append(prefix, buf[:n]...), addr)
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return // the new process reads the socket now
-			}
-			continue
-		}
-	}
 }
 
 // lineServer is a server of the program's own, as listeners.Serve runs

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"testing"
 	"time"
 )
 
@@ -119,4 +120,30 @@ func WriteAtomic(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// Files makes a CA and a leaf for 127.0.0.1 signed by it, written to a
+// directory of the test's, or fails the test.
+func Files(t testing.TB) (ca *CA, certFile, keyFile string) {
+	t.Helper()
+	ca, err := NewCA("test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Valid("127.0.0.1", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile, err = leaf.Write(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca, certFile, keyFile
+}
+
+// Pool is a pool of the CA's certificate.
+func (ca *CA) Pool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(ca.Cert)
+	return p
 }

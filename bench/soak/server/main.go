@@ -11,27 +11,24 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"runtime"
 	"strings"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/handoff-go/handoff/hijack"
 	"github.com/handoff-go/handoff/http3"
+	"github.com/handoff-go/handoff/internal/testserve"
 	"github.com/handoff-go/handoff/listeners"
 	"github.com/handoff-go/handoff/server"
 )
@@ -73,17 +70,17 @@ func main() {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
 	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) { json.NewEncoder(w).Encode(srv.Stats()) })
 	mux.HandleFunc("/goroutines", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, runtime.NumGoroutine()) })
-	mux.HandleFunc("/ws", wsEcho)
+	mux.HandleFunc("/ws", testserve.WebSocketEcho)
 
 	gs := grpc.NewServer()
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 
 	srv.Listen("api", *api, listeners.HTTP(mux)).
-		Listen("echo", *echo, listeners.TCP(echoLines)).
+		Listen("echo", *echo, listeners.TCP(testserve.EchoLines)).
 		Listen("secure", *secure, listeners.HTTP(mux), listeners.TLSFiles(*cert, *key), http3.Enable()).
 		Listen("local", "unix:"+*unixPath, listeners.HTTP(mux)).
-		Listen("dns", "udp:"+*udp, listeners.Packet(udpEcho)).
+		Listen("dns", "udp:"+*udp, listeners.Packet(testserve.UDPEcho)).
 		Listen("grpc", *grpcAddr, listeners.Serve(gs.Serve, func(ctx context.Context) error {
 			done := make(chan struct{})
 			go func() { gs.GracefulStop(); close(done) }()
@@ -99,82 +96,5 @@ func main() {
 	if err := srv.Serve(); err != nil {
 		fmt.Fprintln(os.Stderr, "soak server:", err)
 		os.Exit(1)
-	}
-}
-
-var upgrader websocket.Upgrader
-
-// wsEcho echoes messages, and says going-away (1001) when the server
-// drains.
-func wsEcho(w http.ResponseWriter, r *http.Request) {
-	c, err := upgrader.Upgrade(w, r, nil)
-	if err != nil {
-		return
-	}
-	defer c.Close()
-	echo := make(chan []byte, 8)
-	done := make(chan struct{})
-	defer close(done)
-	go func() { // the only writer
-		c.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf("pid %d", os.Getpid())))
-		for {
-			select {
-			case m := <-echo:
-				if c.WriteMessage(websocket.TextMessage, m) != nil {
-					return
-				}
-			case <-hijack.Notify(r.Context()):
-				msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "server restarting")
-				c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
-				return
-			case <-done:
-				return
-			}
-		}
-	}()
-	for {
-		_, p, err := c.ReadMessage()
-		if err != nil {
-			return
-		}
-		select {
-		case echo <- p:
-		case <-done:
-			return
-		}
-	}
-}
-
-// echoLines echoes lines; on a drain it finishes the line in hand and
-// gives a quiet client one more second.
-func echoLines(ctx context.Context, c net.Conn) {
-	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Now().Add(time.Second)) })
-	defer stop()
-	br := bufio.NewReader(c)
-	for {
-		line, err := br.ReadBytes('\n')
-		if len(line) > 0 {
-			if _, werr := c.Write(line); werr != nil {
-				return
-			}
-		}
-		if err != nil || ctx.Err() != nil {
-			return
-		}
-	}
-}
-
-// udpEcho answers each datagram with "pid datagram".
-func udpEcho(ctx context.Context, pc net.PacketConn) {
-	buf := make([]byte, 2048)
-	prefix := fmt.Sprintf("%d ", os.Getpid())
-	for {
-		n, addr, err := pc.ReadFrom(buf)
-		if n > 0 {
-			pc.WriteTo(append([]byte(prefix), buf[:n]...), addr)
-		}
-		if err != nil && ctx.Err() != nil {
-			return // the new process reads the socket now
-		}
 	}
 }
