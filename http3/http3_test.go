@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -16,8 +17,10 @@ import (
 	qhttp3 "github.com/quic-go/quic-go/http3"
 	"github.com/rs/zerolog"
 
+	"github.com/handoff-go/handoff/acme"
 	"github.com/handoff-go/handoff/http3"
 	"github.com/handoff-go/handoff/internal/testcert"
+	"github.com/handoff-go/handoff/internal/testpebble"
 	"github.com/handoff-go/handoff/listeners"
 	"github.com/handoff-go/handoff/server"
 )
@@ -196,4 +199,46 @@ func benchGets(b *testing.B, addr string, roots *x509.CertPool) {
 			resp.Body.Close()
 		}
 	})
+}
+
+// TestACMECertificates: HTTP/3 serves the certificate an ACME listener
+// obtained.
+func TestACMECertificates(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	ca := testpebble.Start(t, testpebble.Config{TLSPort: port, HTTPPort: 1})
+	pem, err := os.ReadFile(ca.RootsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caRoots := x509.NewCertPool()
+	caRoots.AppendCertsFromPEM(pem)
+	const domain = "h3.handoff.test"
+	srv := server.New(quiet())
+	srv.Listen("api", addr, listeners.HTTP(hello), http3.Enable(),
+		acme.Domains(domain), acme.CA(ca.URL), acme.TrustRoots(caRoots), acme.StorageDir(t.TempDir()))
+	serve(t, srv)
+	tr := &qhttp3.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Issuing, ServerName: domain}}
+	defer tr.Close()
+	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := c.Get("https://" + srv.Addr("api-quic").String() + "/")
+		if err == nil {
+			resp.Body.Close()
+			if resp.ProtoMajor != 3 || resp.TLS.PeerCertificates[0].DNSNames[0] != domain {
+				t.Fatalf("%s, certificate for %v", resp.Proto, resp.TLS.PeerCertificates[0].DNSNames)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no HTTP/3 answer with the ACME certificate after 30s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -225,10 +225,25 @@ func (tl *timeline) affected(fault string, windows []window) int {
 // processes alive, restarts and faults, and errors.
 func chart(tl *timeline, title string) string {
 	series := tl.series()
-	n := tl.seconds()
+	n := tl.seconds() - 1 // the last second is not over
+	for p := range series {
+		if len(series[p]) > n {
+			series[p] = series[p][:max(n, 0)]
+		}
+	}
+	windows := faultWindows(tl)
 	tl.mu.Lock()
 	events := slices.Clone(tl.events)
-	failures := slices.Clone(tl.failures)
+	// Errors per second: those a fault explains, and the others.
+	explainedAt, unexplainedAt := map[int]int{}, map[int]int{}
+	for _, f := range tl.failures {
+		sec := int(f.at / time.Second)
+		if _, ok := tl.cause(f, windows); ok {
+			explainedAt[sec]++
+		} else {
+			unexplainedAt[sec]++
+		}
+	}
 	tl.mu.Unlock()
 	const w, h, left, top, plotH = 1000.0, 420.0, 60.0, 40.0, 260.0
 	plotW := w - left - 20
@@ -286,16 +301,21 @@ func chart(tl *timeline, title string) string {
 			fmt.Fprintf(&b, `<line x1="%.1f" y1="%.0f" x2="%.1f" y2="%.0f" stroke="#ff7f0e" stroke-width="2"><title>%s</title></line>`+"\n", ex, top-14, ex, top-2, e.Name)
 		}
 	}
-	// Errors: red marks on the axis.
-	for _, f := range failures {
-		fx := x(f.at.Seconds())
-		fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.0f" r="2.5" fill="red"><title>%s: %s</title></circle>`+"\n", fx, top+plotH, f.proto, escape(f.err))
+	// Errors, per second, below the axis: pink those a fault explains,
+	// red the others.
+	errorMarks := func(at map[int]int, color string, dy float64, what string) int {
+		n := 0
+		for sec, c := range at {
+			n += c
+			fmt.Fprintf(&b, `<rect x="%.1f" y="%.0f" width="3" height="6" fill="%s"><title>second %d: %d %s</title></rect>`+"\n",
+				x(float64(sec))-1, top+plotH+dy, color, sec, c, what)
+		}
+		return n
 	}
-	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f">grey ticks: restarts; orange: faults; red dots: client errors (%d)</text>`+"\n", left, h-8, len(failures))
+	nExplained := errorMarks(explainedAt, "#f4a6b8", 3, "errors explained by a fault")
+	nUnexplained := errorMarks(unexplainedAt, "red", 10, "errors no fault explains")
+	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f">grey ticks: restarts; orange: faults; below the axis, seconds with errors: pink explained by a fault (%d), red not (%d)</text>`+"\n",
+		left, h-8, nExplained, nUnexplained)
 	b.WriteString("</svg>\n")
 	return b.String()
-}
-
-func escape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;").Replace(s)
 }
