@@ -140,6 +140,7 @@ func (r *run) start() error {
 	r.pidFile = filepath.Join(r.dir, "server.pid")
 	r.modeFile = filepath.Join(r.dir, "mode")
 	r.logFile = filepath.Join(r.out, "soak-server.log")
+	os.Remove(r.logFile) // a log of this run only
 	return r.launch()
 }
 
