@@ -164,8 +164,18 @@ func faultWindows(tl *timeline) []window {
 	return slices.Clone(tl.windows)
 }
 
+// clientRace names the one error that is the client's own: quic-go's
+// HTTP/3 client closes its connection (H3_NO_ERROR, locally) when a GOAWAY
+// finds no request in flight, and a request it has just opened but not
+// yet counted dies with it (http3/client.go: handleControlStream against
+// openRequestStream). No server can prevent it.
+const clientRace = "quic-go client GOAWAY race"
+
 // cause returns the fault that explains f, if one does. tl.mu is held.
 func (tl *timeline) cause(f failure, windows []window) (string, bool) {
+	if f.proto == "http3" && strings.Contains(f.err, "H3_NO_ERROR (local)") {
+		return clientRace, true
+	}
 	for _, w := range windows {
 		if w.recover {
 			// From the fault on, until the client is answered again
