@@ -5,9 +5,9 @@
 // over TLS, websockets, raw TCP, HTTP over a unix socket, UDP, and gRPC
 // through listeners.Serve: see ./server), drives each with real clients
 // (net/http, quic-go, gorilla/websocket, grpc-go, plain sockets), and
-// restarts it -restarts times, -pace apart. Between
-// restarts it injects faults at random (-faults is the share of restarts
-// that get one; -seed makes a run repeatable, and is printed).
+// restarts it -restarts times, -pace apart. Before some restarts it
+// injects a fault (-faults is their share; -seed makes a run repeatable,
+// and is printed): every kind once, in a random order, then at random.
 //
 //	cd bench/soak && go run .                              # 1,000 restarts
 //	cd bench/soak && go run . -restarts 50 -pace 200ms     # what CI runs

@@ -88,10 +88,20 @@ func (r *run) main() error {
 		return err
 	}
 	stop := r.startClients()
+	var pending []int // fault kinds not met yet
 	for i := 0; i < r.restarts; i++ {
 		time.Sleep(r.pace)
 		if r.rng.Float64() < r.faultShare {
-			f := faults[r.rng.IntN(len(faults))]
+			// Every kind once, in a random order, then at random: a short
+			// run meets them all.
+			if pending == nil {
+				pending = r.rng.Perm(len(faults))
+			}
+			k := r.rng.IntN(len(faults))
+			if len(pending) > 0 {
+				k, pending = pending[0], pending[1:]
+			}
+			f := faults[k]
 			r.tl.mark("fault", f.name)
 			r.faultCounts[f.name]++
 			if err := f.run(r); err != nil {
