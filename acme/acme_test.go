@@ -250,6 +250,11 @@ func TestRenewalInPlace(t *testing.T) {
 			renewed = leaf
 		}
 	}
+	// The clients go on until their handshakes have met the new
+	// certificate too.
+	for deadline := time.Now().Add(10 * time.Second); renewed != nil && load.Certs() < 2 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
 	requests, handshakes, failed, certs := load.Stop()
 	if renewed == nil {
 		t.Fatalf("the certificate (expiring %v) was not renewed; log:\n%s", first.NotAfter, f.log.String())

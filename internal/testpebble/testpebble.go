@@ -228,6 +228,14 @@ func (l *Load) loop(pause time.Duration, count *atomic.Int64, try func() error) 
 	}
 }
 
+// Certs is the number of distinct certificates the handshakes saw so
+// far.
+func (l *Load) Certs() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.serials)
+}
+
 // Stop ends the clients (once) and reports what they did: requests,
 // handshakes, failures of either, and the number of distinct
 // certificates the handshakes saw.
