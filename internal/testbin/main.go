@@ -85,16 +85,8 @@ func main() {
 		mode = strings.TrimSpace(string(b))
 	}
 	_, isChild := os.LookupEnv("ENDLESS_SOCKET_ORDER")
-	if isChild {
+	if isChild && !testserve.Misbehave("testbin", mode) {
 		switch mode {
-		case "crash":
-			fmt.Fprintln(os.Stderr, "testbin: crashing on purpose")
-			os.Exit(3)
-		case "hang":
-			fmt.Fprintln(os.Stderr, "testbin: hanging on purpose")
-			select {}
-		case "slow":
-			time.Sleep(2 * time.Second)
 		case "spawn-crash":
 			cmd := exec.Command("sleep", "60")
 			if err := cmd.Start(); err != nil {

@@ -98,3 +98,21 @@ func UDPEcho(ctx context.Context, pc net.PacketConn) {
 		}
 	}
 }
+
+// Misbehave does what mode asks of a restart's new process before it
+// serves: "crash" exits with status 3, "hang" never returns, "slow" waits
+// two seconds. It reports whether it knew the mode.
+func Misbehave(who, mode string) bool {
+	switch mode {
+	case "crash":
+		fmt.Fprintln(os.Stderr, who+": crashing on purpose")
+		os.Exit(3)
+	case "hang":
+		fmt.Fprintln(os.Stderr, who+": hanging on purpose")
+		select {}
+	case "slow":
+		time.Sleep(2 * time.Second)
+		return true
+	}
+	return false
+}

@@ -50,16 +50,7 @@ func main() {
 
 	if _, child := os.LookupEnv("ENDLESS_SOCKET_ORDER"); child && *modeFile != "" {
 		b, _ := os.ReadFile(*modeFile)
-		switch strings.TrimSpace(string(b)) {
-		case "crash":
-			fmt.Fprintln(os.Stderr, "soak server: crashing on purpose")
-			os.Exit(3)
-		case "hang":
-			fmt.Fprintln(os.Stderr, "soak server: hanging on purpose")
-			select {}
-		case "slow":
-			time.Sleep(2 * time.Second)
-		}
+		testserve.Misbehave("soak server", strings.TrimSpace(string(b)))
 	}
 
 	log := zerolog.New(os.Stderr).With().Timestamp().Logger()
