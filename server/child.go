@@ -179,17 +179,10 @@ func (s *Server) open(adopted map[string]listen.Socket) ([]*service, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The plain HTTP listener redirecting to a TLS listener answers its
-	// HTTP-01 challenges.
-	httpAddr := map[string]net.Addr{}
-	for _, c := range picked {
-		if to := c.decl.spec.Redirect; to != "" {
-			httpAddr[to] = listen.AddrOf(c.ln)
-		}
-	}
+	links := linksOf(picked)
 	services := make([]*service, 0, len(picked))
 	for i, c := range picked {
-		svc, err := s.newService(c.decl, c.ln, c.inherited, httpAddr[c.decl.name])
+		svc, err := s.newService(c.decl, c.ln, c.inherited, links[c.decl.name])
 		if err != nil {
 			for _, svc := range services {
 				svc.release()

@@ -4,11 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 
 	"github.com/handoff-go/handoff/internal/listen"
 )
@@ -85,24 +83,10 @@ func (s *Server) serviceNamed(name string) *service {
 	return nil
 }
 
-// altSvc advertises the companion of the listener name (HTTP/3) on every
-// response of h: Alt-Svc: h3=":port"; ma=86400.
-func (s *Server) altSvc(name string, c *listen.Companion, h http.Handler) http.Handler {
-	var value atomic.Pointer[string]
+// altSvc sets the Alt-Svc header value on every response of h.
+func altSvc(value string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		v := value.Load()
-		if v == nil {
-			if svc := s.serviceNamed(name + "-" + c.Suffix); svc != nil && svc.pc != nil {
-				if a, ok := svc.pc.LocalAddr().(*net.UDPAddr); ok {
-					str := fmt.Sprintf(`%s=":%d"; ma=86400`, c.AltSvc, a.Port)
-					value.Store(&str)
-					v = &str
-				}
-			}
-		}
-		if v != nil {
-			w.Header().Set("Alt-Svc", *v)
-		}
+		w.Header().Set("Alt-Svc", value)
 		h.ServeHTTP(w, r)
 	})
 }

@@ -52,9 +52,9 @@ type service struct {
 	baseCancel  context.CancelCauseFunc
 }
 
-// newService readies the listener d on its socket raw. httpAddr is the
-// address of the plain HTTP listener that redirects to d, if any.
-func (s *Server) newService(d decl, raw listen.Socket, inherited bool, httpAddr net.Addr) (*service, error) {
+// newService readies the listener d on its socket raw; l is what it needs
+// to know of the others.
+func (s *Server) newService(d decl, raw listen.Socket, inherited bool, l links) (*service, error) {
 	svc := &service{
 		name:      d.name,
 		addr:      d.addr,
@@ -102,7 +102,7 @@ func (s *Server) newService(d decl, raw listen.Socket, inherited bool, httpAddr 
 		}
 	}
 	if src := d.spec.Source; src != nil {
-		stop, err := src.Start(listen.SourceEnv{Log: svc.log, Addr: rawLn.Addr(), HTTPAddr: httpAddr})
+		stop, err := src.Start(listen.SourceEnv{Log: svc.log, Addr: rawLn.Addr(), HTTPAddr: l.httpAddr})
 		if err != nil {
 			svc.baseCancel(nil)
 			return nil, fmt.Errorf("server: listener %q: %w", d.name, err)
@@ -113,7 +113,7 @@ func (s *Server) newService(d decl, raw listen.Socket, inherited bool, httpAddr 
 	case listen.KindTCP:
 		svc.handler = d.spec.TCP
 	case listen.KindHTTP:
-		svc.buildHTTP(s, tlsCfg)
+		svc.buildHTTP(s, tlsCfg, l)
 	}
 	if tlsCfg != nil {
 		svc.tlsCfg = tlsCfg
@@ -156,7 +156,7 @@ func (svc *service) tlsConfig() (*tls.Config, error) {
 	return r.Config(), nil
 }
 
-func (svc *service) buildHTTP(s *Server, tlsCfg *tls.Config) {
+func (svc *service) buildHTTP(s *Server, tlsCfg *tls.Config, l links) {
 	hs := &http.Server{
 		ReadHeaderTimeout: DefaultReadHeaderTimeout,
 		IdleTimeout:       DefaultIdleTimeout,
@@ -167,7 +167,7 @@ func (svc *service) buildHTTP(s *Server, tlsCfg *tls.Config) {
 	}
 	h := svc.spec.Handler
 	if svc.spec.Redirect != "" {
-		h = s.redirect(svc.spec.Redirect)
+		h = redirect(l.httpsPort, l.sources)
 	}
 	if h == nil {
 		h = s.cfg.handler
@@ -176,7 +176,7 @@ func (svc *service) buildHTTP(s *Server, tlsCfg *tls.Config) {
 		h = http.DefaultServeMux
 	}
 	if c := svc.spec.Companion; c != nil && c.AltSvc != "" {
-		h = s.altSvc(svc.name, c, h)
+		h = altSvc(fmt.Sprintf(`%s=":%d"; ma=86400`, c.AltSvc, l.quicPort), h)
 	}
 
 	hs.Handler = s.track(h)
