@@ -57,6 +57,13 @@ func (m *manager) Start(env listen.SourceEnv) (stop func(), err error) {
 	if m.started.Load() != nil {
 		return nil, errors.New("acme: the listener's certificates are already managed")
 	}
+	tmpl := certmagic.ACMEIssuer{CA: m.ca, Email: m.email, Agreed: true, TrustedRoots: m.roots}
+	if m.ca == "" {
+		tmpl.CA = LetsEncrypt
+	}
+	if err := challenges(&tmpl, env); err != nil {
+		return nil, err
+	}
 	storage := m.storage
 	if storage == nil {
 		dir, err := m.storageDir()
@@ -66,6 +73,7 @@ func (m *manager) Start(env listen.SourceEnv) (stop func(), err error) {
 		storage = &certmagic.FileStorage{Path: dir}
 	}
 	zl := newZap(env.Log.WithStr("component", "acme"))
+	tmpl.Logger = zl
 
 	r := &running{}
 	r.cache = certmagic.NewCache(certmagic.CacheOptions{
@@ -73,29 +81,20 @@ func (m *manager) Start(env listen.SourceEnv) (stop func(), err error) {
 		RenewCheckInterval: m.renewEvery,
 		Logger:             zl,
 	})
-	r.cfg = certmagic.New(r.cache, certmagic.Config{
-		Storage:           storage,
-		DefaultServerName: m.domains[0],
-		Logger:            zl,
-	})
-	tmpl := certmagic.ACMEIssuer{
-		CA:           m.ca,
-		Email:        m.email,
-		Agreed:       true,
-		TrustedRoots: m.roots,
-		Logger:       zl,
-	}
-	if m.ca == "" {
-		tmpl.CA = LetsEncrypt
-	}
-	if err := challenges(&tmpl, env); err != nil {
-		r.cache.Stop()
-		return nil, err
-	}
+	r.cfg = certmagic.New(r.cache, certmagic.Config{Storage: storage, DefaultServerName: m.domains[0], Logger: zl})
 	r.issuer = certmagic.NewACMEIssuer(r.cfg, tmpl)
 	r.cfg.Issuers = []certmagic.Issuer{r.issuer}
 
 	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			wg.Wait()
+			r.cache.Stop()
+		})
+	}
 	// What storage has is served from the first handshake on (a restart's
 	// process obtains nothing); what it lacks is obtained in the
 	// background, and what is due is renewed in the background.
@@ -103,19 +102,16 @@ func (m *manager) Start(env listen.SourceEnv) (stop func(), err error) {
 	for _, d := range m.domains {
 		if _, err := r.cfg.CacheManagedCertificate(ctx, d); err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
-				cancel()
-				r.cache.Stop()
+				stop()
 				return nil, fmt.Errorf("acme: loading the stored certificate of %s: %w", d, err)
 			}
 			missing = append(missing, d)
 		}
 	}
 	if err := r.cfg.ManageAsync(ctx, missing); err != nil {
-		cancel()
-		r.cache.Stop()
+		stop()
 		return nil, fmt.Errorf("acme: %w", err)
 	}
-	var wg sync.WaitGroup
 	if len(missing) < len(m.domains) {
 		wg.Add(1)
 		go func() {
@@ -126,14 +122,7 @@ func (m *manager) Start(env listen.SourceEnv) (stop func(), err error) {
 		}()
 	}
 	m.started.Store(r)
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			cancel()
-			wg.Wait()
-			r.cache.Stop()
-		})
-	}, nil
+	return stop, nil
 }
 
 // storageDir returns the storage directory, made if need be and checked
