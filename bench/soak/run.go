@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -300,7 +301,42 @@ func (r *run) connections(pid int) int {
 	return n
 }
 
-// live returns the server processes alive, and reaps the dead.
+// proc is a process, as /proc tells of it.
+type proc struct {
+	pid, ppid int
+	state     string // "Z" for a zombie
+	exe       string
+}
+
+// procs lists the processes of the machine.
+func procs() []proc {
+	var out []proc
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:]))
+		if len(f) < 2 {
+			continue
+		}
+		p := proc{pid: pid, state: f[0]}
+		p.ppid, _ = strconv.Atoi(f[1])
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		p.exe = strings.TrimSuffix(exe, " (deleted)")
+		out = append(out, p)
+	}
+	return out
+}
+
+// live returns the server processes alive, and reaps the dead (orphans
+// come to this process, a subreaper).
 func (r *run) live() []int {
 	for {
 		pid, err := syscall.Wait4(-1, nil, syscall.WNOHANG, nil)
@@ -309,19 +345,9 @@ func (r *run) live() []int {
 		}
 	}
 	var live []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil && strings.TrimSuffix(exe, " (deleted)") == r.bin {
-			if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-				if f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:])); len(f) > 0 && f[0] == "Z" {
-					continue
-				}
-			}
-			live = append(live, pid)
+	for _, p := range procs() {
+		if p.exe == r.bin && p.state != "Z" {
+			live = append(live, p.pid)
 		}
 	}
 	return live
@@ -330,19 +356,20 @@ func (r *run) live() []int {
 // children returns the live children of pid.
 func children(pid int) []int {
 	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
+	for _, p := range procs() {
+		if p.ppid == pid && p.state != "Z" {
+			out = append(out, p.pid)
 		}
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(pid) && f[0] != "Z" {
-			out = append(out, p)
+	}
+	return out
+}
+
+// zombies returns the zombies that server processes left unreaped.
+func zombies(servers []int) []int {
+	var out []int
+	for _, p := range procs() {
+		if p.state == "Z" && slices.Contains(servers, p.ppid) {
+			out = append(out, p.pid)
 		}
 	}
 	return out
@@ -389,14 +416,8 @@ func (r *run) report() error {
 	if len(live) != 1 {
 		problems = append(problems, fmt.Sprintf("%d server processes left, want 1", len(live)))
 	}
-	var zombies []int
-	for _, pid := range children(os.Getpid()) {
-		if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && strings.Contains(string(stat), ") Z ") {
-			zombies = append(zombies, pid)
-		}
-	}
-	if len(zombies) > 0 {
-		problems = append(problems, fmt.Sprintf("zombies: %v", zombies))
+	if z := zombies(live); len(z) > 0 {
+		problems = append(problems, fmt.Sprintf("zombies left by the server: %v", z))
 	}
 	fmt.Printf("first process (quiet): %d fds, %d KiB RSS, %d goroutines\n", r.before.FDs, r.before.RSSKiB, r.before.Goroutines)
 	fmt.Printf("last process (quiet):  %d fds, %d KiB RSS, %d goroutines\n", r.after.FDs, r.after.RSSKiB, r.after.Goroutines)
@@ -427,20 +448,10 @@ func explainedString(m map[string]int) string {
 		return "-"
 	}
 	var parts []string
-	for _, k := range slices.Sorted(mapsKeys(m)) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		parts = append(parts, fmt.Sprintf("%s: %d", k, m[k]))
 	}
 	return strings.Join(parts, ", ")
-}
-
-func mapsKeys(m map[string]int) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // write writes soak.json and soak.svg.

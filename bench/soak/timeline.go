@@ -47,9 +47,10 @@ func newTimeline() *timeline {
 
 func (tl *timeline) second() int { return int(time.Since(tl.start) / time.Second) }
 
-func grow(s []int, i int) []int {
-	for len(s) <= i {
-		s = append(s, 0)
+// grow makes s long enough to index i.
+func grow[T any](s []T, i int) []T {
+	if len(s) <= i {
+		s = append(s, make([]T, i+1-len(s))...)
 	}
 	return s
 }
@@ -61,9 +62,7 @@ func (tl *timeline) success(proto string, client int) {
 		tl.answered = map[int][]bool{}
 	}
 	k := int(time.Since(tl.start) / bucket)
-	for len(tl.answered[client]) <= k {
-		tl.answered[client] = append(tl.answered[client], false)
-	}
+	tl.answered[client] = grow(tl.answered[client], k)
 	tl.answered[client][k] = true
 	i := tl.second()
 	tl.ok[proto] = grow(tl.ok[proto], i)
