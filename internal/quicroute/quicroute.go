@@ -321,10 +321,13 @@ func (r *Router) isClosed() bool {
 
 // deliver queues p for this process's QUIC stack.
 func (r *Router) deliver(p packet, count *atomic.Int64) {
+	// Counted before it is handed on, so that whoever reads the packet
+	// sees it counted.
+	count.Add(1)
 	select {
 	case r.in <- p:
-		count.Add(1)
 	default:
+		count.Add(-1)
 		r.c.overflow.Add(1)
 		bufs.Put(p.buf)
 	}
