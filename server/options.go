@@ -196,8 +196,11 @@ func WithChildEnv(fn func(env []string) []string) Option {
 // WithCertWatch sets how often the certificate files of listeners.TLSFiles
 // are looked at: a change (a file renamed over, a Kubernetes secret's
 // ..data swapped) is reloaded without a signal, once the files have held
-// still for one more look, with the checks of SIGUSR1. Default 1s; 0 turns
-// the watching off (SIGUSR1 and ReloadCerts still work).
+// still for one more look, with the checks of SIGUSR1. On Linux, inotify
+// on the files' directories also wakes the watch at once (a reload then
+// follows 100ms after the last change); the looks are the backstop for
+// what inotify does not see, such as network filesystems. Default 1s; 0
+// turns the watching off, both ways (SIGUSR1 and ReloadCerts still work).
 func WithCertWatch(every time.Duration) Option {
 	return optionFunc(func(c *config) {
 		if every < 0 {

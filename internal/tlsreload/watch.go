@@ -41,16 +41,19 @@ func state(files []string) []fileID {
 }
 
 // Watch reloads the certificates when their files change, until ctx is
-// done. It looks every interval; a change is acted on once the files have
-// stayed the same for one more interval, so that a certificate and its key
-// written one after the other are read together. A reload that fails (a
-// certificate whose new key is not written yet) keeps the set in use and
-// is tried again at the next change. report is called with each reload's
-// outcome. Polling, rather than inotify, sees renames over the files and
-// symlink swaps alike, on every platform, for the cost of a few stat calls
-// a second.
+// done. On Linux, inotify on the files' directories wakes it at once; it
+// also looks every interval, which is all it does elsewhere and what
+// catches changes inotify does not see (network filesystems, a directory
+// that did not exist at the start). A change is acted on once the files
+// hold still: for settle after the last event, or for one more interval
+// when polling, so that a certificate and its key written one after the
+// other are read together. A reload that fails (a certificate whose new
+// key is not written yet) keeps the set in use and is tried again at the
+// next change. report is called with each reload's outcome.
 func (r *Reloader) Watch(ctx context.Context, interval time.Duration, report func([]Info, error)) {
 	files := r.files()
+	wake, stop := newNotifier(files)
+	defer stop()
 	var seen, failed []fileID
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -58,6 +61,11 @@ func (r *Reloader) Watch(ctx context.Context, interval time.Duration, report fun
 		select {
 		case <-ctx.Done():
 			return
+		case <-wake:
+			if !quiet(ctx, wake) {
+				return
+			}
+			seen = state(files) // held still since the last event
 		case <-t.C:
 		}
 		now := state(files)
@@ -76,6 +84,38 @@ func (r *Reloader) Watch(ctx context.Context, interval time.Duration, report fun
 			failed = now // tried again at the next change, not at every look
 		}
 		report(infos, err)
+	}
+}
+
+// newNotifier is notifier; tests replace it to watch by polling alone.
+var newNotifier = notifier
+
+const (
+	// settle is how long the files' directories must be quiet after an
+	// event before the files are read.
+	settle = 100 * time.Millisecond
+	// settleAtMost bounds that wait in a directory that is never quiet.
+	settleAtMost = 2 * time.Second
+)
+
+// quiet waits until wake has stayed silent for settle (or settleAtMost has
+// passed), and reports false if ctx ended first.
+func quiet(ctx context.Context, wake <-chan struct{}) bool {
+	bound := time.NewTimer(settleAtMost)
+	defer bound.Stop()
+	calm := time.NewTimer(settle)
+	defer calm.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-bound.C:
+			return true
+		case <-calm.C:
+			return true
+		case <-wake:
+			calm.Reset(settle)
+		}
 	}
 }
 

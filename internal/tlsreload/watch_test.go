@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -31,16 +32,52 @@ func served(t *testing.T, dir string, l *testcert.Leaf) *Reloader {
 	return r
 }
 
-// watching runs r.Watch and returns a channel of its reports.
-func watching(t *testing.T, r *Reloader) <-chan error {
+// A way of watching: by the file system's events (polling only once an
+// hour, so that a change seen in time was seen by an event), or by
+// polling alone.
+type watchMode struct {
+	name     string
+	interval time.Duration
+	events   bool
+}
+
+var (
+	byEvents  = watchMode{"events", time.Hour, true}
+	byPolling = watchMode{"polling", 20 * time.Millisecond, false}
+)
+
+// modes are the ways of watching this platform has.
+func modes() []watchMode {
+	if runtime.GOOS == "linux" {
+		return []watchMode{byEvents, byPolling}
+	}
+	return []watchMode{byPolling}
+}
+
+// watchingBy runs r.Watch and returns a channel of its reports.
+func watchingBy(t *testing.T, r *Reloader, m watchMode) <-chan error {
 	t.Helper()
+	// The test changes the files once the watch has begun, so that in
+	// events mode only an event can tell.
+	begun := make(chan struct{})
+	newNotifier = func(files []string) (<-chan struct{}, func()) {
+		defer close(begun)
+		if !m.events {
+			return nil, func() {}
+		}
+		wake, stop := notifier(files)
+		<-wake // the look at the start, which would see a change without an event
+		return wake, stop
+	}
+	t.Cleanup(func() { newNotifier = notifier })
 	reports := make(chan error, 16)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		r.Watch(ctx, 20*time.Millisecond, func(_ []Info, err error) { reports <- err })
+		r.Watch(ctx, m.interval, func(_ []Info, err error) { reports <- err })
 	}()
+	<-begun
 	t.Cleanup(func() { cancel(); <-done })
 	return reports
 }
@@ -90,6 +127,12 @@ func handshakes(t *testing.T, r *Reloader, roots *x509.CertPool) *atomic.Int64 {
 // Files renamed over the old ones are picked up without a signal, while
 // handshakes go on without a failure.
 func TestWatchRename(t *testing.T) {
+	for _, m := range modes() {
+		t.Run(m.name, func(t *testing.T) { testWatchRename(t, m) })
+	}
+}
+
+func testWatchRename(t *testing.T, m watchMode) {
 	ca := newCA(t)
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.Cert)
@@ -97,7 +140,7 @@ func TestWatchRename(t *testing.T) {
 	one, two := leaf(t, ca, "one", "example.test"), leaf(t, ca, "two", "example.test")
 	r := served(t, dir, one)
 	failed := handshakes(t, r, roots)
-	reports := watching(t, r)
+	reports := watchingBy(t, r, m)
 	if _, _, err := two.Write(dir); err != nil { // rename over both files
 		t.Fatal(err)
 	}
@@ -122,6 +165,12 @@ func reloadedTo(t *testing.T, r *Reloader, reports <-chan error, want *testcert.
 // A Kubernetes secret volume: the files are symlinks through ..data, a
 // symlink to a timestamped directory that an update replaces atomically.
 func TestWatchKubernetesSecretSwap(t *testing.T) {
+	for _, m := range modes() {
+		t.Run(m.name, func(t *testing.T) { testWatchKubernetesSecretSwap(t, m) })
+	}
+}
+
+func testWatchKubernetesSecretSwap(t *testing.T, m watchMode) {
 	ca := newCA(t)
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.Cert)
@@ -152,7 +201,7 @@ func TestWatchKubernetesSecretSwap(t *testing.T) {
 		t.Fatal(err)
 	}
 	failed := handshakes(t, r, roots)
-	reports := watching(t, r)
+	reports := watchingBy(t, r, m)
 	version("..2026_11_30_02", two)
 	reloadedTo(t, r, reports, two, failed)
 }
@@ -160,12 +209,18 @@ func TestWatchKubernetesSecretSwap(t *testing.T) {
 // A certificate written well before its key fails to load (the old pair
 // goes on serving) and is tried again once the key is written.
 func TestWatchCertificateBeforeKey(t *testing.T) {
+	for _, m := range modes() {
+		t.Run(m.name, func(t *testing.T) { testWatchCertificateBeforeKey(t, m) })
+	}
+}
+
+func testWatchCertificateBeforeKey(t *testing.T, m watchMode) {
 	ca := newCA(t)
 	dir := t.TempDir()
 	one, two := leaf(t, ca, "one", "example.test"), leaf(t, ca, "two", "example.test")
 	r := served(t, dir, one)
 	certFile, keyFile := r.pairs[0].CertFile, r.pairs[0].KeyFile
-	reports := watching(t, r)
+	reports := watchingBy(t, r, m)
 	if err := testcert.WriteAtomic(certFile, two.CertPEM); err != nil {
 		t.Fatal(err)
 	}
