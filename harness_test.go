@@ -183,10 +183,15 @@ func (s *server) remember(pid int) {
 	s.mu.Unlock()
 }
 
-// killAll kills and reaps every process of the run that is still there.
+// killAll kills and reaps every process of the run that is still there:
+// the ones the test learned of, and any other that runs the test's own
+// binary (a master's worker the test never asked about, say).
 func (s *server) killAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for _, pid := range s.running() {
+		s.known[pid] = true
+	}
 	for pid := range s.known {
 		if syscall.Kill(pid, 0) == nil {
 			syscall.Kill(pid, syscall.SIGKILL)
@@ -214,6 +219,28 @@ func (s *server) killAll() {
 			s.t.Logf("server log (tail):\n%s", b)
 		}
 	}
+}
+
+// running lists the processes whose program is a file in the test's
+// directory (the copy of the test binary, or one a test put there), even
+// if it has been replaced or removed since.
+func (s *server) running() []int {
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		if err != nil {
+			continue
+		}
+		if strings.HasPrefix(strings.TrimSuffix(exe, " (deleted)"), s.dir+string(filepath.Separator)) {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
 
 func (s *server) pidFromFile() int {
