@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 )
 
@@ -84,10 +83,19 @@ func goRunBinary(exe string) bool {
 	if filepath.Base(dir) == "exe" && strings.HasPrefix(filepath.Base(filepath.Dir(filepath.Dir(dir))), "go-build") {
 		return true
 	}
-	return cacheEntry.MatchString(filepath.Base(dir)) && cacheShard.MatchString(filepath.Base(filepath.Dir(dir)))
+	entry, shard := filepath.Base(dir), filepath.Base(filepath.Dir(dir))
+	return len(entry) == 66 && strings.HasSuffix(entry, "-d") && lowerHex(entry[:64]) &&
+		len(shard) == 2 && lowerHex(shard)
 }
 
-var (
-	cacheEntry = regexp.MustCompile(`^[0-9a-f]{64}-d$`)
-	cacheShard = regexp.MustCompile(`^[0-9a-f]{2}$`)
-)
+// lowerHex reports whether s is lower-case hexadecimal digits only. (Two
+// regular expressions did this once; they cost every process their
+// compilation at start, and regexp's code in the binary.)
+func lowerHex(s string) bool {
+	for _, c := range []byte(s) {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}

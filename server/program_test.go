@@ -11,6 +11,12 @@ func TestGoRunBinary(t *testing.T) {
 		"/srv/releases/v42/app":          false,
 		"/tmp/exe/app":                   false,
 		"/root/.cache/go-build/9e/abc/x": false,
+		"/c/9e/" + "0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef-d/x":  false, // upper case
+		"/c/9e/" + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde-d/x":   false, // 63 digits
+		"/c/9e/" + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdefd/x":   false, // no -d
+		"/c/9e/" + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef-e/x":  false,
+		"/c/9g/" + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef-d/x":  false, // shard not hex
+		"/c/9e0/" + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef-d/x": false,
 	} {
 		if got := goRunBinary(exe); got != want {
 			t.Errorf("goRunBinary(%q) = %v, want %v", exe, got, want)
