@@ -27,6 +27,10 @@ type Tracker struct {
 	OnHijack func(*Conn) (release func())
 
 	initial http.ConnState
+	// counting is set by the first Sweep: from then on connections count
+	// the bytes they read. Until a drain nothing needs the count, and
+	// reads, the hottest path of a server, skip the atomic add.
+	counting atomic.Bool
 
 	mu    sync.Mutex
 	conns map[*Conn]struct{}
@@ -63,7 +67,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Conn{Conn: nc}
+	c := &Conn{Conn: nc, counting: &l.t.counting}
 	c.state.Store(int32(l.t.initial))
 	c.release = func() { l.t.remove(c) }
 	l.t.mu.Lock()
@@ -75,9 +79,10 @@ func (l *Listener) Accept() (net.Conn, error) {
 // Conn is a tracked connection.
 type Conn struct {
 	net.Conn
-	reads atomic.Uint64 // bytes read, so a sweep sees a request arrive
-	state atomic.Int32  // http.ConnState
-	h2    atomic.Bool
+	counting *atomic.Bool  // the tracker's: whether reads are counted
+	reads    atomic.Uint64 // bytes read since counting began, so a sweep sees a request arrive
+	state    atomic.Int32  // http.ConnState
+	h2       atomic.Bool
 
 	mu      sync.Mutex
 	closed  bool
@@ -92,10 +97,10 @@ type Conn struct {
 	finned time.Time // when the sweep half-closed the connection
 }
 
-// Read counts the bytes read.
+// Read counts the bytes read, once the tracker sweeps.
 func (c *Conn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
-	if n > 0 {
+	if n > 0 && c.counting != nil && c.counting.Load() {
 		c.reads.Add(uint64(n))
 	}
 	return n, err
@@ -247,6 +252,9 @@ func (t *Tracker) Len() int {
 // half-closed for finWait is closed. It returns how many connections
 // remain open.
 func (t *Tracker) Sweep(now time.Time, grace, finWait time.Duration) int {
+	// Reads before the first sweep do not matter: it takes each
+	// connection's count as its starting point.
+	t.counting.Store(true)
 	var fin, kill []*Conn
 	t.mu.Lock()
 	for c := range t.conns {

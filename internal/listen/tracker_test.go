@@ -205,6 +205,29 @@ func TestSweepSparesBusyConnections(t *testing.T) {
 	})
 }
 
+// Reads are counted only once the tracker sweeps: serving outside a
+// drain pays no atomic add per read.
+func TestReadsCountedOnlyWhileSweeping(t *testing.T) {
+	tr, c, client := trackedPair(t, http.StateNew)
+	buf := make([]byte, 8)
+	io.WriteString(client, "before")
+	if n, err := c.Read(buf); err != nil || n == 0 {
+		t.Fatal(n, err)
+	}
+	if n := c.reads.Load(); n != 0 {
+		t.Fatalf("%d bytes counted before any sweep", n)
+	}
+	tr.Sweep(time.Now(), time.Second, time.Second)
+	io.WriteString(client, "after")
+	n, err := c.Read(buf)
+	if err != nil || n == 0 {
+		t.Fatal(n, err)
+	}
+	if got := c.reads.Load(); got != uint64(n) {
+		t.Fatalf("%d bytes counted once sweeping, want %d", got, n)
+	}
+}
+
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
