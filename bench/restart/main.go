@@ -50,7 +50,7 @@ import (
 )
 
 func main() {
-	mode := flag.String("mode", "keepalive", "keepalive, close or h2")
+	mode := flag.String("mode", "keepalive", "keepalive, close, h2, or idle (no load: the cost of the restarts alone)")
 	duration := flag.Duration("duration", 30*time.Second, "how long to load the server")
 	interval := flag.Duration("interval", time.Second, "time between restarts")
 	conns := flag.Int("conns", 50, "client connections")
@@ -129,7 +129,8 @@ func run(mode, server string, sig syscall.Signal, duration, interval time.Durati
 	}
 	pids := &pidSet{known: map[int]bool{srv.Process.Pid: true}}
 	defer pids.killAll()
-	go srv.Wait()
+	// Every server process, this one too, is reaped by pids.reap, which
+	// adds up their CPU time.
 	base := scheme + "://" + addr
 	if err := waitUp(base, 10*time.Second); err != nil {
 		return err
@@ -144,6 +145,10 @@ func run(mode, server string, sig syscall.Signal, duration, interval time.Durati
 	case "close":
 		loader = exec.Command("wrk", "-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns), "-d", secs+"s",
 			"-H", "Connection: close", base+"/")
+	case "idle":
+		// No load: what the restarts themselves cost (server_cpu per
+		// restart).
+		loader = exec.Command("sleep", secs)
 	case "h2":
 		loader = exec.Command("h2load", "-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns), "-m", "10",
 			"-D", secs, base+"/")
@@ -210,6 +215,8 @@ loop:
 	time.Sleep(2500 * time.Millisecond)
 	pids.reap()
 	live := pids.live(bin)
+	serverCPU := pids.cpuOf(live)
+	loaderCPU := cpuTime(loader.ProcessState.SysUsage().(*syscall.Rusage))
 
 	if os.Getenv("BENCH_RAW") != "" {
 		fmt.Println(out.String())
@@ -226,6 +233,10 @@ loop:
 		res.requests, res.rps, res.connect, res.read, res.write, res.timeout, res.non2xx, res.failed)
 	fmt.Printf("slow_requests=%d slow_cut=%d sighup_to_new_process: median=%v max=%v processes_left=%d\n",
 		slowOK.Load()+slowCut.Load(), slowCut.Load(), median.Round(time.Millisecond), maxTook.Round(time.Millisecond), len(live))
+	if res.requests > 0 {
+		fmt.Printf("server_cpu=%v client_cpu=%v server_cpu_per_request=%.2fus\n", serverCPU.Round(time.Millisecond),
+			loaderCPU.Round(time.Millisecond), float64(serverCPU.Microseconds())/float64(res.requests))
+	}
 	errorsSeen := res.connect + res.read + res.write + res.timeout + res.non2xx + res.failed + slowCut.Load()
 	if mode == "h2" {
 		// h2load counts as failed the requests it declines to submit once a
@@ -234,6 +245,11 @@ loop:
 		// the streams a client does send; here they are reported only.
 		fmt.Printf("note: h2load's failed=%d are requests it did not send after a GOAWAY\n", res.failed)
 		errorsSeen -= res.failed
+	}
+	if mode == "idle" && restarts > 0 {
+		fmt.Printf("server_cpu=%v server_cpu_per_restart=%v\n", serverCPU.Round(time.Millisecond),
+			(serverCPU / time.Duration(restarts)).Round(100*time.Microsecond))
+		res.requests = 1 // nothing was asked of it but the restarts
 	}
 	if errorsSeen != 0 || failedRestarts != 0 || len(live) != 1 || res.requests == 0 {
 		return errors.New("clients saw errors, a restart failed, or not exactly one process is left")
@@ -353,21 +369,63 @@ func readPID(path string) (int, error) {
 }
 
 // pidSet remembers every server process, reaps the exited ones (this
-// process is their subreaper) and kills the rest at the end.
+// process is their subreaper) and kills the rest at the end. It adds up
+// the CPU time the exited ones used.
 type pidSet struct {
 	mu    sync.Mutex
 	known map[int]bool
+	cpu   time.Duration
 }
+
+func cpuTime(ru *syscall.Rusage) time.Duration {
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func (p *pidSet) addCPU(ru *syscall.Rusage) {
+	p.mu.Lock()
+	p.cpu += cpuTime(ru)
+	p.mu.Unlock()
+}
+
+// cpuOf is the CPU time of every server process so far: the reaped ones
+// and the live ones, as /proc tells it.
+func (p *pidSet) cpuOf(live []int) time.Duration {
+	p.mu.Lock()
+	total := p.cpu
+	p.mu.Unlock()
+	tick := time.Second / time.Duration(clockTicks)
+	for _, pid := range live {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// Fields after the command's closing parenthesis; utime and
+		// stime are the 14th and 15th of the line.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) > 12 {
+			ut, _ := strconv.ParseInt(f[11], 10, 64)
+			st, _ := strconv.ParseInt(f[12], 10, 64)
+			total += time.Duration(ut+st) * tick
+		}
+	}
+	return total
+}
+
+// clockTicks is USER_HZ, the unit of /proc's CPU times: 100 on every
+// Linux this runs on.
+const clockTicks = 100
 
 func (p *pidSet) add(pid int) { p.mu.Lock(); p.known[pid] = true; p.mu.Unlock() }
 
 func (p *pidSet) reap() {
 	for {
-		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		var ws syscall.WaitStatus
+		var ru syscall.Rusage
+		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, &ru)
 		if pid <= 0 || err != nil {
 			return
 		}
+		p.addCPU(&ru)
 	}
 }
 
@@ -388,10 +446,10 @@ func (p *pidSet) live(bin string) []int {
 
 func (p *pidSet) killAll() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	for pid := range p.known {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
+	p.mu.Unlock()
 	time.Sleep(100 * time.Millisecond)
 	p.reap()
 }

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# paired.sh PEERBIN [ROUNDS] [DURATION] [PEERS] [INTERVAL]
+#
+# Measures handoff against each peer at the same time: two bench/restart
+# runs side by side, each with its own wrk (one thread, 25 connections)
+# against its own server, both restarted every INTERVAL (default 1s; 1h
+# measures serving alone). Whatever else the machine does slows both
+# alike, so the ratio of their requests is steadier than two runs one
+# after the other, whose totals swing by 10% and more here. Which of the
+# two starts first alternates by round. Prints each round and the median
+# ratio handoff/peer; a ratio of 1 or more means handoff served at least
+# as many requests. Run it from the repository root. Defaults: 10 rounds
+# of 15s against endless, grace, tableflip and forkshutdown.
+set -uo pipefail
+bin=${1:?usage: paired.sh PEERBIN [ROUNDS] [DURATION] [PEERS] [INTERVAL]}
+rounds=${2:-10}
+duration=${3:-15s}
+peers=${4:-endless grace tableflip forkshutdown}
+interval=${5:-1s}
+go build -o /tmp/handoff-bench-restart ./bench/restart || exit 1
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+run() { # run SERVER: one bench run into $out/SERVER
+	local args=(-mode keepalive -threads 1 -conns 25 -duration "$duration" -interval "$interval" -server "$bin/$1")
+	[ "$1" = grace ] && args+=(-signal USR2)
+	/tmp/handoff-bench-restart "${args[@]}" >"$out/$1" 2>&1
+}
+get() { grep -o "$1=[0-9.]*" "$out/$2" | head -1 | cut -d= -f2; }
+for peer in $peers; do
+	ratios=()
+	for round in $(seq 1 "$rounds"); do
+		if [ $((round % 2)) = 1 ]; then
+			run handoff & a=$!; run "$peer" & b=$!
+		else
+			run "$peer" & b=$!; run handoff & a=$!
+		fi
+		wait $a $b
+		h=$(get requests handoff) p=$(get requests "$peer")
+		he=$(( $(get connect handoff) + $(get read handoff) + $(get write handoff) + $(get timeout handoff) ))
+		pe=$(( $(get connect "$peer") + $(get read "$peer") + $(get write "$peer") + $(get timeout "$peer") ))
+		ratio=$(awk -v h="$h" -v p="$p" 'BEGIN { printf "%.3f", (p > 0 ? h / p : 0) }')
+		ratios+=("$ratio")
+		printf 'handoff %9s req %4s errors | %-12s %9s req %4s errors | ratio %s\n' "$h" "$he" "$peer" "$p" "$pe" "$ratio"
+	done
+	printf '%s\n' "${ratios[@]}" | sort -n | awk -v peer="$peer" -v iv="$interval" \
+		'{ r[NR] = $1 } END { m = (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2
+		printf "handoff/%s, restarts every %s: median %.3f, lowest %.3f, highest %.3f over %d rounds\n", peer, iv, m, r[1], r[NR], NR }'
+done
