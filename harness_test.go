@@ -192,6 +192,9 @@ func (s *server) killAll() {
 	for _, pid := range s.running() {
 		s.known[pid] = true
 	}
+	for _, pid := range below(s.known) {
+		s.known[pid] = true // a program's own children too, or they end as zombies
+	}
 	for pid := range s.known {
 		if syscall.Kill(pid, 0) == nil {
 			syscall.Kill(pid, syscall.SIGKILL)
@@ -202,14 +205,7 @@ func (s *server) killAll() {
 		if pid == s.firstPID {
 			continue
 		}
-		// SIGKILL cannot be ignored, so this returns at once for a child
-		// of the test, and with ECHILD for a process reaped already.
-		var ws unix.WaitStatus
-		for {
-			if _, err := unix.Wait4(pid, &ws, 0, nil); !errors.Is(err, unix.EINTR) {
-				break
-			}
-		}
+		reapGone(pid)
 	}
 	if s.t.Failed() {
 		if b, err := os.ReadFile(s.logFile); err == nil {
@@ -218,6 +214,66 @@ func (s *server) killAll() {
 			}
 			s.t.Logf("server log (tail):\n%s", b)
 		}
+	}
+}
+
+// below lists the processes below those of roots, at any depth.
+func below(roots map[int]bool) []int {
+	children := map[int][]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// After the command's closing parenthesis: state, then ppid.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) < 2 {
+			continue
+		}
+		if ppid, err := strconv.Atoi(f[1]); err == nil {
+			children[ppid] = append(children[ppid], pid)
+		}
+	}
+	var out []int
+	var walk func(int)
+	walk = func(pid int) {
+		for _, c := range children[pid] {
+			if !roots[c] {
+				out = append(out, c)
+			}
+			walk(c)
+		}
+	}
+	for pid := range roots {
+		walk(pid)
+	}
+	return out
+}
+
+// reapGone waits (5 s at most) until the killed process pid is gone: a
+// child of the test is reaped; a grandchild whose parent was killed with
+// it becomes the test's child (the test is their subreaper) a moment
+// later, and is reaped then, not left a zombie for the next test to find.
+func reapGone(pid int) {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		var ws unix.WaitStatus
+		got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+		switch {
+		case got == pid:
+			return
+		case errors.Is(err, unix.ECHILD):
+			if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid))); err != nil {
+				return // gone, reaped by its own parent
+			}
+		case err != nil && !errors.Is(err, unix.EINTR):
+			return
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

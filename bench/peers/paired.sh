@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# paired.sh PEERBIN [ROUNDS] [DURATION] [PEERS] [INTERVAL]
+# paired.sh PEERBIN [ROUNDS] [DURATION] [PEERS] [INTERVAL] [MODE]
 #
 # Measures handoff against each peer at the same time: two bench/restart
 # runs side by side, each with its own wrk (one thread, 25 connections)
@@ -10,18 +10,20 @@
 # two starts first alternates by round. Prints each round and the median
 # ratio handoff/peer; a ratio of 1 or more means handoff served at least
 # as many requests. Run it from the repository root. Defaults: 10 rounds
-# of 15s against endless, grace, tableflip and forkshutdown.
+# of 15s against endless, grace, tableflip and forkshutdown, mode
+# keepalive (or close: every request on a new connection).
 set -uo pipefail
-bin=${1:?usage: paired.sh PEERBIN [ROUNDS] [DURATION] [PEERS] [INTERVAL]}
+bin=${1:?usage: paired.sh PEERBIN [ROUNDS] [DURATION] [PEERS] [INTERVAL] [MODE]}
 rounds=${2:-10}
 duration=${3:-15s}
 peers=${4:-endless grace tableflip forkshutdown}
 interval=${5:-1s}
+mode=${6:-keepalive}
 go build -o /tmp/handoff-bench-restart ./bench/restart || exit 1
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 run() { # run SERVER: one bench run into $out/SERVER
-	local args=(-mode keepalive -threads 1 -conns 25 -duration "$duration" -interval "$interval" -server "$bin/$1")
+	local args=(-mode "$mode" -threads 1 -conns 25 -duration "$duration" -interval "$interval" -server "$bin/$1")
 	[ "$1" = grace ] && args+=(-signal USR2)
 	/tmp/handoff-bench-restart "${args[@]}" >"$out/$1" 2>&1
 }
@@ -42,7 +44,7 @@ for peer in $peers; do
 		ratios+=("$ratio")
 		printf 'handoff %9s req %4s errors | %-12s %9s req %4s errors | ratio %s\n' "$h" "$he" "$peer" "$p" "$pe" "$ratio"
 	done
-	printf '%s\n' "${ratios[@]}" | sort -n | awk -v peer="$peer" -v iv="$interval" \
+	printf '%s\n' "${ratios[@]}" | sort -n | awk -v peer="$peer" -v iv="$interval" -v mode="$mode" \
 		'{ r[NR] = $1 } END { m = (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2
-		printf "handoff/%s, restarts every %s: median %.3f, lowest %.3f, highest %.3f over %d rounds\n", peer, iv, m, r[1], r[NR], NR }'
+		printf "handoff/%s, %s, restarts every %s: median %.3f, lowest %.3f, highest %.3f over %d rounds\n", peer, mode, iv, m, r[1], r[NR], NR }'
 done
