@@ -192,8 +192,15 @@ func (s *server) killAll() {
 	for _, pid := range s.running() {
 		s.known[pid] = true
 	}
+	// A program's own children go too, or they end as zombies of the
+	// test. The processes are stopped first, so that none starts a
+	// child between the look for children and the kill.
+	for pid := range s.known {
+		syscall.Kill(pid, syscall.SIGSTOP)
+	}
+	waitStopped(s.known)
 	for _, pid := range below(s.known) {
-		s.known[pid] = true // a program's own children too, or they end as zombies
+		s.known[pid] = true
 	}
 	for pid := range s.known {
 		if syscall.Kill(pid, 0) == nil {
@@ -213,6 +220,25 @@ func (s *server) killAll() {
 				b = b[len(b)-8000:]
 			}
 			s.t.Logf("server log (tail):\n%s", b)
+		}
+	}
+}
+
+// waitStopped waits (2 s at most) until every process of pids is
+// stopped, a zombie or gone.
+func waitStopped(pids map[int]bool) {
+	deadline := time.Now().Add(2 * time.Second)
+	for pid := range pids {
+		for time.Now().Before(deadline) {
+			b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+			if err != nil {
+				break
+			}
+			f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+			if len(f) == 0 || strings.ContainsAny(f[0], "TtZX") {
+				break
+			}
+			time.Sleep(time.Millisecond)
 		}
 	}
 }
