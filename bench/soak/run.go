@@ -142,17 +142,25 @@ func (r *run) start() error {
 	}
 	r.roots = x509.NewCertPool()
 	r.roots.AddCert(r.ca.Cert)
-	for _, p := range []*string{&r.api, &r.tls, &r.echo, &r.grpc, &r.udp} {
-		if *p, err = benchutil.FreeAddr(); err != nil {
-			return err
-		}
-	}
 	r.unixPath = filepath.Join(r.dir, "api.sock")
 	r.pidFile = filepath.Join(r.dir, "server.pid")
 	r.modeFile = filepath.Join(r.dir, "mode")
 	r.logFile = filepath.Join(r.out, "soak-server.log")
 	os.Remove(r.logFile) // a log of this run only
-	return r.launch()
+	// A port found free may be taken by another program's connection
+	// before the server binds it: then new ports, three tries.
+	for try := 1; ; try++ {
+		for _, p := range []*string{&r.api, &r.tls, &r.echo, &r.grpc, &r.udp} {
+			if *p, err = benchutil.FreeAddr(); err != nil {
+				return err
+			}
+		}
+		err = r.launch()
+		if err == nil || try == 3 || !strings.Contains(err.Error(), "address already in use") {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "soak: %v; again on other ports\n", err)
+	}
 }
 
 // launch starts the server (again, after a stop).
@@ -169,7 +177,37 @@ func (r *run) launch() error {
 	if err := r.first.Start(); err != nil {
 		return err
 	}
-	return r.await("the server to start", 20*time.Second, func() bool { return r.current() == r.first.Process.Pid })
+	pid := r.first.Process.Pid
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if r.current() == pid {
+			return nil
+		}
+		if gone(pid) {
+			return fmt.Errorf("the server exited at start: %s", lastLine(r.logFile))
+		}
+	}
+	return fmt.Errorf("timed out after 20s waiting for the server to start")
+}
+
+// gone reports whether pid has exited (a zombie not reaped yet, or no
+// longer there).
+func gone(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	return len(f) == 0 || f[0] == "Z"
+}
+
+// lastLine is the last line of the file at path, or why there is none.
+func lastLine(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return lines[len(lines)-1]
 }
 
 // current is the pid in the PID file, or 0.
