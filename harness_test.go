@@ -230,12 +230,7 @@ func waitStopped(pids map[int]bool) {
 	deadline := time.Now().Add(2 * time.Second)
 	for pid := range pids {
 		for time.Now().Before(deadline) {
-			b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-			if err != nil {
-				break
-			}
-			f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-			if len(f) == 0 || strings.ContainsAny(f[0], "TtZX") {
+			if p, ok := procOf(pid); !ok || strings.ContainsAny(p.state, "TtZX") {
 				break
 			}
 			time.Sleep(time.Millisecond)
@@ -246,24 +241,8 @@ func waitStopped(pids map[int]bool) {
 // below lists the processes below those of roots, at any depth.
 func below(roots map[int]bool) []int {
 	children := map[int][]int{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// After the command's closing parenthesis: state, then ppid.
-		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(f) < 2 {
-			continue
-		}
-		if ppid, err := strconv.Atoi(f[1]); err == nil {
-			children[ppid] = append(children[ppid], pid)
-		}
+	for _, p := range procs() {
+		children[p.ppid] = append(children[p.ppid], p.pid)
 	}
 	var out []int
 	var walk func(int)
@@ -293,7 +272,7 @@ func reapGone(pid int) {
 		case got == pid:
 			return
 		case errors.Is(err, unix.ECHILD):
-			if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid))); err != nil {
+			if _, ok := procOf(pid); !ok {
 				return // gone, reaped by its own parent
 			}
 		case err != nil && !errors.Is(err, unix.EINTR):
@@ -308,21 +287,53 @@ func reapGone(pid int) {
 // if it has been replaced or removed since.
 func (s *server) running() []int {
 	var out []int
+	for _, p := range procs() {
+		if strings.HasPrefix(p.exe, s.dir+string(filepath.Separator)) {
+			out = append(out, p.pid)
+		}
+	}
+	return out
+}
+
+// proc is a process, as /proc tells of it.
+type proc struct {
+	pid, ppid int
+	state     string // "Z" for a zombie, "T" stopped
+	exe       string // without " (deleted)"
+}
+
+// procs lists the processes of the machine.
+func procs() []proc {
+	var out []proc
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
-		if err != nil {
-			continue
-		}
-		if strings.HasPrefix(strings.TrimSuffix(exe, " (deleted)"), s.dir+string(filepath.Separator)) {
-			out = append(out, pid)
+		if p, ok := procOf(pid); ok {
+			out = append(out, p)
 		}
 	}
 	return out
+}
+
+// procOf reads what /proc tells of pid; ok is false if it is not there.
+func procOf(pid int) (p proc, ok bool) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return p, false
+	}
+	// pid (comm) state ppid ...
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	if len(f) < 2 {
+		return p, false
+	}
+	p = proc{pid: pid, state: f[0]}
+	p.ppid, _ = strconv.Atoi(f[1])
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	p.exe = strings.TrimSuffix(exe, " (deleted)")
+	return p, true
 }
 
 func (s *server) pidFromFile() int {
@@ -676,34 +687,13 @@ func fdCount(t *testing.T, pid int) int {
 // among this test's children.
 func descendants(t *testing.T, bin string) (live []int, zombies []int) {
 	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
 	me := os.Getpid()
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...
-		rest := stat[bytes.LastIndexByte(stat, ')')+2:]
-		fields := strings.Fields(string(rest))
-		if len(fields) < 2 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(fields[1])
-		if fields[0] == "Z" && ppid == me {
-			zombies = append(zombies, pid)
-			continue
-		}
-		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil &&
-			strings.TrimSuffix(exe, " (deleted)") == bin {
-			live = append(live, pid)
+	for _, p := range procs() {
+		switch {
+		case p.state == "Z" && p.ppid == me:
+			zombies = append(zombies, p.pid)
+		case p.exe == bin:
+			live = append(live, p.pid)
 		}
 	}
 	return live, zombies

@@ -192,12 +192,8 @@ func (r *run) launch() error {
 // gone reports whether pid has exited (a zombie not reaped yet, or no
 // longer there).
 func gone(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	return len(f) == 0 || f[0] == "Z"
+	p, ok := procOf(pid)
+	return !ok || p.state == "Z"
 }
 
 // lastLine is the last line of the file at path, or why there is none.
@@ -355,22 +351,29 @@ func procs() []proc {
 		if err != nil {
 			continue
 		}
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
+		if p, ok := procOf(pid); ok {
+			out = append(out, p)
 		}
-		// pid (comm) state ppid ...
-		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:]))
-		if len(f) < 2 {
-			continue
-		}
-		p := proc{pid: pid, state: f[0]}
-		p.ppid, _ = strconv.Atoi(f[1])
-		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-		p.exe = strings.TrimSuffix(exe, " (deleted)")
-		out = append(out, p)
 	}
 	return out
+}
+
+// procOf reads what /proc tells of pid; ok is false if it is not there.
+func procOf(pid int) (p proc, ok bool) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return p, false
+	}
+	// pid (comm) state ppid ...
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:]))
+	if len(f) < 2 {
+		return p, false
+	}
+	p = proc{pid: pid, state: f[0]}
+	p.ppid, _ = strconv.Atoi(f[1])
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	p.exe = strings.TrimSuffix(exe, " (deleted)")
+	return p, true
 }
 
 // live returns the server processes alive, and reaps the dead (orphans
