@@ -58,6 +58,7 @@ func (r *Reloader) Watch(ctx context.Context, interval time.Duration, report fun
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
+		settled := false // held still since the last event
 		select {
 		case <-ctx.Done():
 			return
@@ -65,14 +66,15 @@ func (r *Reloader) Watch(ctx context.Context, interval time.Duration, report fun
 			if !quiet(ctx, wake) {
 				return
 			}
-			seen = state(files) // held still since the last event
+			settled = true
 		case <-t.C:
 		}
 		now := state(files)
-		if !slices.Equal(now, seen) {
+		if !settled && !slices.Equal(now, seen) {
 			seen = now // changed: wait until it holds still
 			continue
 		}
+		seen = now
 		r.mu.Lock()
 		current := slices.Equal(now, r.loaded) // a SIGUSR1 reload counts too
 		r.mu.Unlock()
