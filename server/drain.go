@@ -4,12 +4,19 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/handoff-go/handoff/internal/listen"
 )
 
 const (
-	// sweepEvery is the drain's polling period, as net/http polls idle
-	// connections during Shutdown.
+	// sweepEvery is the shortest time between two sweeps of a drain, and
+	// how often it sweeps while HTTP/2 connections move through their
+	// GOAWAY steps.
 	sweepEvery = 20 * time.Millisecond
+	// sweepIdle is the longest: a drain waiting for long requests sweeps
+	// this seldom. Connections ending wake it sooner (wakeDrain), so it
+	// seldom matters; it bounds what a missed wake-up could cost.
+	sweepIdle = 250 * time.Millisecond
 	// finWait is how long a half-closed idle connection may take to be
 	// closed by its client before it is closed from this side.
 	finWait = time.Second
@@ -65,23 +72,11 @@ func (s *Server) drain() {
 		}
 	}()
 
-	tick := time.NewTicker(sweepEvery)
-	defer tick.Stop()
-	wasHammered := false
-	for !wasHammered && s.openLeft(services, time.Now()) > 0 {
-		select {
-		case <-tick.C:
-		case <-hammered:
-			wasHammered = true
-		}
-	}
+	wasHammered := !s.waitDrained(services, hammered, time.Time{})
 	if wasHammered {
 		// Closed connections and cancelled contexts end well-behaved
 		// handlers at once; give them a moment to say so.
-		deadline := time.Now().Add(lateHandlers)
-		for s.openLeft(services, time.Now()) > 0 && time.Now().Before(deadline) {
-			<-tick.C
-		}
+		s.waitDrained(services, nil, time.Now().Add(lateHandlers))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), lateHandlers)
 	if err := s.hj.WaitHooks(ctx); err != nil {
@@ -100,14 +95,70 @@ func (s *Server) drain() {
 	s.mu.Unlock()
 }
 
-// openLeft sweeps idle connections and counts what the drain waits for.
-func (s *Server) openLeft(services []*service, now time.Time) int {
-	n := s.hj.Len() + int(s.inflight.Load())
+// waitDrained sweeps until nothing is left open, and reports whether that
+// happened; it gives up when stop is closed or at deadline (if not zero).
+//
+// A drain may wait minutes for long requests. It does not poll for them:
+// it sweeps when something it waits for ends (wakeDrain), when the sweep
+// asked to be called again (an idle connection's grace running out, an
+// HTTP/2 GOAWAY step), and otherwise every sweepIdle, never more often
+// than every sweepEvery.
+func (s *Server) waitDrained(services []*service, stop <-chan struct{}, deadline time.Time) bool {
+	timer := time.NewTimer(sweepIdle)
+	defer timer.Stop()
+	for {
+		now := time.Now()
+		n, next := s.openLeft(services, now)
+		if n == 0 {
+			return true
+		}
+		wait := sweepIdle
+		if !next.IsZero() {
+			wait = min(wait, next.Sub(now))
+		}
+		if !deadline.IsZero() {
+			if !now.Before(deadline) {
+				return false
+			}
+			wait = min(wait, deadline.Sub(now))
+		}
+		timer.Reset(max(wait, 0))
+		select {
+		case <-timer.C:
+		case <-s.wake:
+			// Gather what ends together into one sweep.
+			if rest := sweepEvery - time.Since(now); rest > 0 {
+				timer.Reset(rest)
+				select {
+				case <-timer.C:
+				case <-stop:
+					return false
+				}
+			}
+		case <-stop:
+			return false
+		}
+	}
+}
+
+// wakeDrain tells a drain that something it waits for may have ended. It
+// never blocks, and costs one failed channel send when no drain runs.
+func (s *Server) wakeDrain() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// openLeft sweeps idle connections and counts what the drain waits for;
+// next is when a sweep is next due without a wake-up (zero: none is).
+func (s *Server) openLeft(services []*service, now time.Time) (n int, next time.Time) {
+	n = s.hj.Len() + int(s.inflight.Load())
 	for _, svc := range services {
-		svc.sweep(now, s.cfg.idleGrace)
+		next = listen.Earliest(next, svc.sweep(now, s.cfg.idleGrace))
 		n += svc.open()
 	}
-	return n
+	return n, next
 }
 
 func (s *Server) hammer(services []*service) {

@@ -12,7 +12,7 @@ var errStoppedEarly = errors.New("returned before the server drained")
 // servePacket runs the packet handler on the socket until it returns.
 func (svc *service) servePacket() error {
 	svc.active.Add(1)
-	defer svc.active.Add(-1)
+	defer svc.handlerDone()
 	svc.spec.Packet(svc.drainCtx, svc.pc)
 	if svc.drainCtx.Err() == nil {
 		return fmt.Errorf("the packet handler %w", errStoppedEarly)
@@ -24,7 +24,7 @@ func (svc *service) servePacket() error {
 // the drain has started, whatever serve returns is the shutdown's doing.
 func (svc *service) serveOwn() error {
 	svc.active.Add(1)
-	defer svc.active.Add(-1)
+	defer svc.handlerDone()
 	err := svc.spec.Serve(svc.ln)
 	switch {
 	case svc.drainCtx.Err() != nil:
@@ -40,7 +40,7 @@ func (svc *service) serveOwn() error {
 func (svc *service) shutdownOwn() {
 	svc.active.Add(1)
 	go func() {
-		defer svc.active.Add(-1)
+		defer svc.handlerDone()
 		if err := svc.spec.Shutdown(svc.baseCtx); err != nil && svc.baseCtx.Err() == nil {
 			svc.log.Warn().Err(err).Msg("shutdown of the listener's server failed")
 		}

@@ -60,6 +60,7 @@ type Server struct {
 	args   []string
 	dir    string        // the working directory at start, for a restart's child
 	again  chan struct{} // a second stop signal ends the shutdown delay
+	wake   chan struct{} // wakeDrain's: something a drain waits for ended
 
 	notifier  sdnotify.Notifier
 	masterPID int             // in a worker: the master that started it
@@ -122,6 +123,7 @@ func newServer(sys *osx.OS, opts ...Option) *Server {
 		args:          append([]string(nil), os.Args...),
 		serving:       make(chan struct{}),
 		again:         make(chan struct{}, 1),
+		wake:          make(chan struct{}, 1),
 		activated:     map[string]bool{},
 		quit:          make(chan struct{}),
 		drained:       make(chan struct{}),

@@ -41,6 +41,7 @@ type service struct {
 	h2        *h2drain.Set // HTTP/2 connections, nil if none can be
 	handler   func(context.Context, net.Conn)
 	active    atomic.Int64    // handlers running: TCP, packet, a Serve kind's serve and shutdown
+	changed   func()          // tells the drain that what it waits for may have ended
 	accepting <-chan struct{} // a Serve kind's: closed once serve accepts
 
 	warnMu sync.Mutex
@@ -62,6 +63,7 @@ func (s *Server) newService(d decl, raw listen.Socket, inherited bool, l links) 
 		raw:       raw,
 		inherited: inherited,
 		log:       s.log.WithStr("listener", d.name),
+		changed:   s.wakeDrain,
 	}
 	svc.baseCtx, svc.baseCancel = context.WithCancelCause(hijack.NewContext(context.Background(), &s.hj))
 	svc.drainCtx, svc.drainCancel = context.WithCancelCause(svc.baseCtx)
@@ -86,7 +88,14 @@ func (s *Server) newService(d decl, raw listen.Socket, inherited bool, l links) 
 		initial = http.StateNew
 	}
 	svc.tracker = listen.NewTracker(initial)
-	svc.tracker.OnHijack = func(c *listen.Conn) func() { return s.hj.Add(c) }
+	svc.tracker.Changed = s.wakeDrain
+	svc.tracker.OnHijack = func(c *listen.Conn) func() {
+		forget := s.hj.Add(c)
+		return func() {
+			forget()
+			s.wakeDrain()
+		}
+	}
 	tracked := svc.tracker.Listen(rawLn)
 	svc.ln = tracked
 	if d.spec.Kind == listen.KindServe {
@@ -280,11 +289,17 @@ func (svc *service) serve() error {
 		backoff = 0
 		svc.active.Add(1)
 		go func() {
-			defer svc.active.Add(-1)
+			defer svc.handlerDone()
 			defer c.Close()
 			svc.handler(svc.drainCtx, c)
 		}()
 	}
+}
+
+// handlerDone ends one of the handlers counted in active.
+func (svc *service) handlerDone() {
+	svc.active.Add(-1)
+	svc.changed()
 }
 
 // transient reports whether an accept error may go away by itself.
@@ -325,15 +340,17 @@ func (svc *service) startDrain() {
 }
 
 // sweep is one step of the drain: close quiet idle HTTP/1 connections,
-// move HTTP/2 connections along their GOAWAY steps.
-func (svc *service) sweep(now time.Time, grace time.Duration) {
+// move HTTP/2 connections along their GOAWAY steps. It returns when the
+// next step is due (zero: none is, a change will say so).
+func (svc *service) sweep(now time.Time, grace time.Duration) (next time.Time) {
 	if svc.tracker == nil {
-		return
+		return time.Time{}
 	}
-	svc.tracker.Sweep(now, grace, finWait)
-	if svc.h2 != nil {
-		svc.h2.Drain(now, svc.tracker.Handshaking())
+	_, next = svc.tracker.Sweep(now, grace, finWait)
+	if svc.h2 != nil && svc.h2.Drain(now, svc.tracker.Handshaking()) {
+		next = listen.Earliest(next, now.Add(sweepEvery))
 	}
+	return next
 }
 
 // open counts what keeps the drain waiting: connections and handlers.
@@ -391,6 +408,9 @@ func (svc *service) release() {
 	}
 	if svc.hs != nil {
 		svc.hs.Close()
+	}
+	if svc.tracker != nil {
+		svc.tracker.Stop()
 	}
 }
 

@@ -144,12 +144,14 @@ func (s *Set) Serve() error {
 // acknowledged it (or SoftWait has passed for each), and no connection of
 // the listener is still in its TLS handshake (handshaking), the inner
 // server's Shutdown sends the final GOAWAY and closes every connection
-// once its streams are done.
-func (s *Set) Drain(now time.Time, handshaking bool) {
+// once its streams are done. It reports whether it is waiting for that
+// moment, so is to be called again soon; once Shutdown runs, the
+// connections' closing is what moves the drain.
+func (s *Set) Drain(now time.Time, handshaking bool) (waiting bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.final {
-		return
+		return false
 	}
 	ready := !handshaking
 	for c := range s.conns {
@@ -168,7 +170,7 @@ func (s *Set) Drain(now time.Time, handshaking bool) {
 		}
 	}
 	if !ready {
-		return
+		return true
 	}
 	s.final = true
 	s.workers.Add(1)
@@ -176,6 +178,7 @@ func (s *Set) Drain(now time.Time, handshaking bool) {
 		defer s.workers.Done()
 		s.srv.Shutdown(s.hammerCtx) // returns at hammer time at the latest
 	}()
+	return false
 }
 
 // Hammer closes every HTTP/2 connection at once and returns how many.

@@ -25,6 +25,10 @@ type Tracker struct {
 	// connection: the tracker forgets it, and the returned func is called
 	// once the connection is closed.
 	OnHijack func(*Conn) (release func())
+	// Changed, if set, is called when a connection leaves the tracker
+	// and, once sweeps have begun, when one changes state: a drain waiting
+	// for connections to end looks again at once instead of polling.
+	Changed func()
 
 	initial http.ConnState
 	// counting is set by the first Sweep: from then on connections count
@@ -32,15 +36,22 @@ type Tracker struct {
 	// reads, the hottest path of a server, skip the atomic add.
 	counting atomic.Bool
 
-	mu    sync.Mutex
-	conns map[*Conn]struct{}
+	clock   clock          // for deadlines kept here (deadline.go)
+	reapers sync.WaitGroup // the reaper, while one runs
+	stop    chan struct{}  // closed by Stop
+
+	mu      sync.Mutex
+	conns   map[*Conn]struct{}
+	stopped bool
 }
 
 // NewTracker returns a tracker whose new connections start in state
 // initial: http.StateNew for HTTP, http.StateActive for raw TCP
 // connections, which are never idle.
 func NewTracker(initial http.ConnState) *Tracker {
-	return &Tracker{initial: initial, conns: make(map[*Conn]struct{})}
+	t := &Tracker{initial: initial, conns: make(map[*Conn]struct{}), stop: make(chan struct{})}
+	t.clock.after, t.clock.tick = coarseAfter, coarseTick
+	return t
 }
 
 // Listener tracks every connection its embedded listener accepts.
@@ -67,7 +78,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Conn{Conn: nc, counting: &l.t.counting}
+	c := &Conn{Conn: nc, t: l.t}
 	c.state.Store(int32(l.t.initial))
 	c.release = func() { l.t.remove(c) }
 	l.t.mu.Lock()
@@ -79,12 +90,14 @@ func (l *Listener) Accept() (net.Conn, error) {
 // Conn is a tracked connection.
 type Conn struct {
 	net.Conn
-	counting *atomic.Bool  // the tracker's: whether reads are counted
-	reads    atomic.Uint64 // bytes read since counting began, so a sweep sees a request arrive
-	state    atomic.Int32  // http.ConnState
-	h2       atomic.Bool
+	t     *Tracker
+	reads atomic.Uint64 // bytes read since the tracker began counting, so a sweep sees a request arrive
+	state atomic.Int32  // http.ConnState
+	h2    atomic.Bool
 
 	mu      sync.Mutex
+	rd, wd  deadline // see deadline.go
+	exact   bool     // hijacked: every deadline goes to the socket
 	closed  bool
 	release func()
 	cancel  context.CancelCauseFunc // the connection's context, if the server gave it one
@@ -100,7 +113,7 @@ type Conn struct {
 // Read counts the bytes read, once the tracker sweeps.
 func (c *Conn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
-	if n > 0 && c.counting != nil && c.counting.Load() {
+	if n > 0 && c.t.counting.Load() {
 		c.reads.Add(uint64(n))
 	}
 	return n, err
@@ -194,6 +207,13 @@ func (t *Tracker) remove(c *Conn) {
 	t.mu.Lock()
 	delete(t.conns, c)
 	t.mu.Unlock()
+	t.changed()
+}
+
+func (t *Tracker) changed() {
+	if t.Changed != nil {
+		t.Changed()
+	}
 }
 
 // ConnState records a state change reported by an http.Server. Use it as
@@ -205,6 +225,7 @@ func (t *Tracker) ConnState(nc net.Conn, st http.ConnState) {
 	}
 	switch st {
 	case http.StateHijacked:
+		c.makeExact()
 		t.remove(c)
 		var release func()
 		if t.OnHijack != nil {
@@ -216,6 +237,9 @@ func (t *Tracker) ConnState(nc net.Conn, st http.ConnState) {
 	case http.StateClosed:
 	default:
 		c.state.Store(int32(st))
+		if t.counting.Load() {
+			t.changed()
+		}
 	}
 }
 
@@ -247,11 +271,17 @@ func (t *Tracker) Len() int {
 	return len(t.conns)
 }
 
+// pendingRetry is how soon a sweep looks again at a quiet connection that
+// it left open because bytes were waiting to be read.
+const pendingRetry = 20 * time.Millisecond
+
 // Sweep is one step of a drain. Every idle or new HTTP/1 connection that
 // has read nothing for grace and has no unread bytes is half-closed; one
 // half-closed for finWait is closed. It returns how many connections
-// remain open.
-func (t *Tracker) Sweep(now time.Time, grace, finWait time.Duration) int {
+// remain open, and when the next of them will be due for a step if
+// nothing else happens (zero if none: the others wait for their requests
+// to end, which Changed reports).
+func (t *Tracker) Sweep(now time.Time, grace, finWait time.Duration) (open int, next time.Time) {
 	// Reads before the first sweep do not matter: it takes each
 	// connection's count as its starting point.
 	t.counting.Store(true)
@@ -264,19 +294,27 @@ func (t *Tracker) Sweep(now time.Time, grace, finWait time.Duration) int {
 		}
 		if r := c.reads.Load(); c.quiet.IsZero() || r != c.seen {
 			c.seen, c.quiet = r, now
+			next = Earliest(next, now.Add(grace))
 			continue
 		}
 		switch {
 		case !c.finned.IsZero():
-			if now.Sub(c.finned) >= finWait {
+			if due := c.finned.Add(finWait); !now.Before(due) {
 				kill = append(kill, c)
+			} else {
+				next = Earliest(next, due)
 			}
-		case now.Sub(c.quiet) >= grace && pending(c.Conn) == 0:
+		case now.Sub(c.quiet) < grace:
+			next = Earliest(next, c.quiet.Add(grace))
+		case pending(c.Conn) > 0:
+			next = Earliest(next, now.Add(pendingRetry))
+		default:
 			c.finned = now
 			fin = append(fin, c)
+			next = Earliest(next, now.Add(finWait))
 		}
 	}
-	open := len(t.conns)
+	open = len(t.conns) - len(kill) // the killed are closed below
 	t.mu.Unlock()
 	for _, c := range fin {
 		c.closeWrite()
@@ -284,7 +322,15 @@ func (t *Tracker) Sweep(now time.Time, grace, finWait time.Duration) int {
 	for _, c := range kill {
 		c.Close()
 	}
-	return open
+	return open, next
+}
+
+// Earliest returns the earlier of a and b, where zero means never.
+func Earliest(a, b time.Time) time.Time {
+	if a.IsZero() || !b.IsZero() && b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // CloseAll kills every tracked connection (see Conn.Kill) and returns how

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -124,17 +125,26 @@ func TestSweepClosesQuietIdleConnections(t *testing.T) {
 	tr, c, client := trackedPair(t, http.StateNew)
 	tr.ConnState(c, http.StateIdle)
 	t0 := time.Now()
-	if n := tr.Sweep(t0, grace, fin); n != 1 {
-		t.Fatalf("open = %d, want 1", n)
+	// Each sweep says when the connection's next step is due.
+	sweep := func(at time.Time, wantNext time.Time) {
+		t.Helper()
+		open, next := tr.Sweep(at, grace, fin)
+		if open != tr.Len() {
+			t.Fatalf("open = %d, want %d", open, tr.Len())
+		}
+		if !next.Equal(wantNext) {
+			t.Fatalf("next sweep due %v after t0, want %v", next.Sub(t0), wantNext.Sub(t0))
+		}
 	}
+	sweep(t0, t0.Add(grace))
 	// Not yet: the grace period runs from the first sweep that saw it idle.
-	tr.Sweep(t0.Add(grace/2), grace, fin)
+	sweep(t0.Add(grace/2), t0.Add(grace))
 	client.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 	if _, err := client.Read(make([]byte, 1)); !isTimeout(err) {
 		t.Fatalf("closed before the grace period: %v", err)
 	}
 	// After it: half-closed, the client reads a clean end of stream.
-	tr.Sweep(t0.Add(grace), grace, fin)
+	sweep(t0.Add(grace), t0.Add(grace+fin))
 	client.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := client.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("after grace: %v, want EOF", err)
@@ -142,7 +152,7 @@ func TestSweepClosesQuietIdleConnections(t *testing.T) {
 	if tr.Len() != 1 {
 		t.Fatal("a half-closed connection is still open until finWait")
 	}
-	tr.Sweep(t0.Add(grace+fin), grace, fin)
+	sweep(t0.Add(grace+fin), time.Time{})
 	if n := tr.Len(); n != 0 {
 		t.Fatalf("%d open after finWait, want 0", n)
 	}
@@ -155,7 +165,9 @@ func TestSweepSparesBusyConnections(t *testing.T) {
 		tr, c, _ := trackedPair(t, http.StateNew)
 		tr.ConnState(c, http.StateActive)
 		for i := range 5 {
-			tr.Sweep(t0.Add(time.Duration(i)*grace), grace, grace)
+			if _, next := tr.Sweep(t0.Add(time.Duration(i)*grace), grace, grace); !next.IsZero() {
+				t.Fatalf("an active connection asks for a sweep at %v; its end will say so", next)
+			}
 		}
 		if tr.Len() != 1 {
 			t.Fatal("an active connection was closed")
@@ -182,7 +194,10 @@ func TestSweepSparesBusyConnections(t *testing.T) {
 		for pending(c.Conn) == 0 && time.Now().Before(deadline) {
 			time.Sleep(time.Millisecond)
 		}
-		tr.Sweep(t0.Add(2*grace), grace, grace)
+		at := t0.Add(2 * grace)
+		if _, next := tr.Sweep(at, grace, grace); !next.Equal(at.Add(pendingRetry)) {
+			t.Fatalf("next sweep in %v, want %v", next.Sub(at), pendingRetry)
+		}
 		if tr.Len() != 1 {
 			t.Fatal("closed a connection with a request waiting")
 		}
@@ -271,5 +286,28 @@ func TestUnwrap(t *testing.T) {
 	c := &Conn{}
 	if Unwrap(c) != c || Unwrap(tls.Server(c, &tls.Config{})) != c || Unwrap(&net.TCPConn{}) != nil || Unwrap(nil) != nil {
 		t.Fatal("Unwrap does not find the tracked connection")
+	}
+}
+
+// Changed reports what a drain waits for: a connection leaving, and,
+// once sweeps have begun, a connection changing state.
+func TestChangedReportsEndsAndStates(t *testing.T) {
+	tr, c, _ := trackedPair(t, http.StateNew)
+	var calls atomic.Int32
+	tr.Changed = func() { calls.Add(1) }
+	tr.ConnState(c, http.StateActive)
+	tr.ConnState(c, http.StateIdle)
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("%d calls for state changes before any sweep, want 0", n)
+	}
+	tr.Sweep(time.Now(), time.Second, time.Second)
+	tr.ConnState(c, http.StateActive)
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("%d calls after a state change while sweeping, want 1", n)
+	}
+	c.Close()
+	c.Close()
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("%d calls after the connection closed (twice), want 2", n)
 	}
 }
