@@ -41,6 +41,8 @@ func (s *Server) handOff() error {
 		return s.restartFailed(err)
 	}
 	s.log.Info().Int("child", child.Pid()).Int("generation", gen).Msg("child started")
+	staged := s.stagePIDFile(child.Pid())
+	defer staged.discard()
 	if err := s.awaitReady(child, ready); err != nil {
 		s.log.Error().Err(err).Int("child", child.Pid()).Msg("restart failed; still serving")
 		return s.restartFailed(err)
@@ -48,7 +50,7 @@ func (s *Server) handOff() error {
 	// The PID file names the child only now that it serves, so a reader
 	// that sees it change knows the restart worked. A process whose PID
 	// file cannot be written does not take over.
-	if err := s.writePIDFileFor(child.Pid()); err != nil {
+	if err := s.commitPIDFile(staged, child.Pid()); err != nil {
 		child.Signal(syscall.SIGTERM)
 		s.log.Error().Err(err).Int("child", child.Pid()).Msg("restart failed; stopping the child; still serving")
 		return s.restartFailed(err)

@@ -420,12 +420,18 @@ func TestRestartBeforeServe(t *testing.T) {
 }
 
 // The PID file changes only when a restart works: the parent names the
-// child in it once the child is ready, and never otherwise.
+// child in it once the child is ready, and never otherwise. The file the
+// parent stages while the child starts is gone either way.
 func TestRestartNamesTheChildInThePIDFile(t *testing.T) {
 	f := newFakeOS(t)
-	pidFile := t.TempDir() + "/pid"
+	dir := t.TempDir()
+	pidFile := dir + "/pid"
 	s, served := startServer(t, f, WithPIDFile(pidFile), WithReadyTimeout(300*time.Millisecond))
 	names := func() string {
+		t.Helper()
+		if ents, err := os.ReadDir(dir); err != nil || len(ents) != 1 {
+			t.Fatalf("the PID file's directory holds %v (%v), want the PID file alone", ents, err)
+		}
 		b, _ := os.ReadFile(pidFile)
 		return strings.TrimSpace(string(b))
 	}
