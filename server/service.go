@@ -189,12 +189,13 @@ func (svc *service) buildHTTP(s *Server, tlsCfg *tls.Config, l links) {
 	}
 
 	hs.Handler = s.track(h)
-	user := hs.ConnState
-	hs.ConnState = func(c net.Conn, st http.ConnState) {
-		svc.tracker.ConnState(c, st)
-		if user != nil {
+	if user := hs.ConnState; user != nil {
+		hs.ConnState = func(c net.Conn, st http.ConnState) {
+			svc.tracker.ConnState(c, st)
 			user(c, st)
 		}
+	} else {
+		hs.ConnState = svc.tracker.ConnState
 	}
 	// A context of its own for each connection, cancelled when it is
 	// killed at hammer time: derived from one cancellable context, every

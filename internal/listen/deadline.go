@@ -42,31 +42,45 @@ func (c *Conn) SetDeadline(t time.Time) error {
 
 // SetReadDeadline sets the read deadline (see coarseAfter).
 func (c *Conn) SetReadDeadline(t time.Time) error {
-	return c.setDeadline(&c.rd, t, c.Conn.SetReadDeadline)
+	c.mu.Lock()
+	send, on := c.keep(&c.rd, t)
+	var err error
+	if send {
+		err = c.Conn.SetReadDeadline(on)
+	}
+	c.mu.Unlock()
+	return err
 }
 
 // SetWriteDeadline sets the write deadline (see coarseAfter).
 func (c *Conn) SetWriteDeadline(t time.Time) error {
-	return c.setDeadline(&c.wd, t, c.Conn.SetWriteDeadline)
+	c.mu.Lock()
+	send, on := c.keep(&c.wd, t)
+	var err error
+	if send {
+		err = c.Conn.SetWriteDeadline(on)
+	}
+	c.mu.Unlock()
+	return err
 }
 
-func (c *Conn) setDeadline(d *deadline, t time.Time, set func(time.Time) error) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if at := int64(t.Sub(epoch)); !c.exact && !t.IsZero() && at-c.t.now() >= int64(c.t.clock.after) && c.t.startReaper() {
+// keep records the deadline t in d, and says whether the socket's must
+// change, to what. c.mu is held. (Two methods and no defer: net/http calls
+// these four times a request.)
+func (c *Conn) keep(d *deadline, t time.Time) (send bool, on time.Time) {
+	if t.IsZero() {
+		d.at.Store(0)
+		send, d.onConn = d.onConn, false
+		return send, t // nothing to clear if the socket has no deadline
+	}
+	if at := int64(t.Sub(epoch)); !c.exact && at-c.t.now() >= int64(c.t.clock.after) && c.t.startReaper() {
 		d.at.Store(at)
-		if !d.onConn {
-			return nil
-		}
-		d.onConn = false
-		return set(time.Time{})
+		send, d.onConn = d.onConn, false
+		return send, time.Time{}
 	}
 	d.at.Store(0)
-	if t.IsZero() && !d.onConn {
-		return nil // nothing to clear: no runtime timer is touched
-	}
-	d.onConn = !t.IsZero()
-	return set(t)
+	d.onConn = true
+	return true, t
 }
 
 // expire sets on the socket the deadlines kept for it that are due at
