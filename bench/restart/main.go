@@ -34,7 +34,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -221,7 +220,11 @@ loop:
 	if os.Getenv("BENCH_RAW") != "" {
 		fmt.Println(out.String())
 	}
-	res := parse(mode, out.String())
+	parse := benchutil.ParseWrk
+	if mode == "h2" {
+		parse = benchutil.ParseH2load
+	}
+	res := parse(out.String())
 	slices.Sort(took)
 	var median, maxTook time.Duration
 	if len(took) > 0 {
@@ -230,81 +233,30 @@ loop:
 	fmt.Printf("server=%s mode=%s duration=%v conns=%d restarts=%d failed_restarts=%d\n",
 		filepath.Base(bin), mode, duration, conns, restarts, failedRestarts)
 	fmt.Printf("requests=%d rps=%.0f socket_errors: connect=%d read=%d write=%d timeout=%d non2xx=%d failed=%d\n",
-		res.requests, res.rps, res.connect, res.read, res.write, res.timeout, res.non2xx, res.failed)
+		res.Requests, res.RPS, res.Connect, res.Read, res.Write, res.Timeout, res.Non2xx, res.Failed)
 	fmt.Printf("slow_requests=%d slow_cut=%d sighup_to_new_process: median=%v max=%v processes_left=%d\n",
 		slowOK.Load()+slowCut.Load(), slowCut.Load(), median.Round(time.Millisecond), maxTook.Round(time.Millisecond), len(live))
-	if res.requests > 0 {
+	if res.Requests > 0 {
 		fmt.Printf("server_cpu=%v client_cpu=%v server_cpu_per_request=%.2fus\n", serverCPU.Round(time.Millisecond),
-			loaderCPU.Round(time.Millisecond), float64(serverCPU.Microseconds())/float64(res.requests))
+			loaderCPU.Round(time.Millisecond), float64(serverCPU.Microseconds())/float64(res.Requests))
 	}
-	errorsSeen := res.connect + res.read + res.write + res.timeout + res.non2xx + res.failed + slowCut.Load()
+	errorsSeen := res.Errors() + slowCut.Load()
 	if mode == "h2" {
 		// h2load counts as failed the requests it declines to submit once a
 		// GOAWAY has arrived (process_request_failure): they never reach the
 		// server, whatever the server does. TestHTTP2AcrossRestarts checks
 		// the streams a client does send; here they are reported only.
-		fmt.Printf("note: h2load's failed=%d are requests it did not send after a GOAWAY\n", res.failed)
-		errorsSeen -= res.failed
+		fmt.Printf("note: h2load's failed=%d are requests it did not send after a GOAWAY\n", res.Failed)
+		errorsSeen -= res.Failed
 	}
 	if mode == "idle" && restarts > 0 {
 		fmt.Printf("server_cpu=%v server_cpu_per_restart=%v\n", serverCPU.Round(time.Millisecond),
 			(serverCPU / time.Duration(restarts)).Round(100*time.Microsecond))
 	}
-	if errorsSeen != 0 || failedRestarts != 0 || len(live) != 1 || res.requests == 0 && mode != "idle" {
+	if errorsSeen != 0 || failedRestarts != 0 || len(live) != 1 || res.Requests == 0 && mode != "idle" {
 		return errors.New("clients saw errors, a restart failed, or not exactly one process is left")
 	}
 	return nil
-}
-
-type result struct {
-	requests                              int64
-	rps                                   float64
-	connect, read, write, timeout, non2xx int64
-	failed                                int64
-}
-
-var (
-	wrkRequests = regexp.MustCompile(`(\d+) requests in`)
-	wrkSocket   = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
-	wrkNon2xx   = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
-	wrkRPS      = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
-	h2Requests  = regexp.MustCompile(`requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout`)
-	h2Status    = regexp.MustCompile(`status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx`)
-	h2RPS       = regexp.MustCompile(`finished in [\d.]+s, ([\d.]+) req/s`)
-)
-
-func num(re *regexp.Regexp, s string, i int) int64 {
-	m := re.FindStringSubmatch(s)
-	if m == nil {
-		return 0
-	}
-	n, _ := strconv.ParseInt(m[i], 10, 64)
-	return n
-}
-
-func parse(mode, out string) result {
-	var r result
-	if mode == "h2" {
-		r.requests = num(h2Requests, out, 1)
-		r.failed = num(h2Requests, out, 3) + num(h2Requests, out, 4)
-		r.timeout = num(h2Requests, out, 5)
-		r.non2xx = num(h2Status, out, 2) + num(h2Status, out, 3) + num(h2Status, out, 4)
-		if m := h2RPS.FindStringSubmatch(out); m != nil {
-			r.rps, _ = strconv.ParseFloat(m[1], 64)
-		}
-		if r.requests != num(h2Requests, out, 2)+r.failed {
-			r.failed += r.requests - num(h2Requests, out, 2) - r.failed
-		}
-		return r
-	}
-	r.requests = num(wrkRequests, out, 1)
-	r.connect, r.read = num(wrkSocket, out, 1), num(wrkSocket, out, 2)
-	r.write, r.timeout = num(wrkSocket, out, 3), num(wrkSocket, out, 4)
-	r.non2xx = num(wrkNon2xx, out, 1)
-	if m := wrkRPS.FindStringSubmatch(out); m != nil {
-		r.rps, _ = strconv.ParseFloat(m[1], 64)
-	}
-	return r
 }
 
 var client = &http.Client{

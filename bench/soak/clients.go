@@ -124,6 +124,16 @@ func (r *run) startClients() (stop func()) {
 		return ws.exchange, ws.close
 	})
 
+	if r.wrk {
+		first := clients + 1
+		clients += wrkConns
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.wrkLoop(ctx, first)
+		}()
+	}
+
 	// The processes alive, each second.
 	wg.Add(1)
 	go func() {

@@ -4,7 +4,7 @@
 // (HTTP/1.1 with keep-alive and with Connection: close, HTTP/2 and HTTP/3
 // over TLS, websockets, raw TCP, HTTP over a unix socket, UDP, and gRPC
 // through listeners.Serve: see ./server), drives each with real clients
-// (net/http, quic-go, gorilla/websocket, grpc-go, plain sockets), and
+// (net/http, wrk, quic-go, gorilla/websocket, grpc-go, plain sockets), and
 // restarts it -restarts times, -pace apart. Before some restarts it
 // injects a fault (-faults is their share; -seed makes a run repeatable,
 // and is printed): every kind once, in a random order, then at random.
@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"time"
 )
 
@@ -36,12 +37,17 @@ func main() {
 	faults := flag.Float64("faults", 0.3, "share of restarts preceded by a fault (0 to 1)")
 	seed := flag.Uint64("seed", 0, "seed of the fault schedule (0: from the clock)")
 	out := flag.String("out", ".", "directory for soak.svg and soak.json")
+	wrk := flag.Bool("wrk", true, "load HTTP/1.1 with wrk as well (Debian's wrk package)")
 	flag.Parse()
+	if _, err := exec.LookPath("wrk"); *wrk && err != nil {
+		fmt.Fprintln(os.Stderr, "soak: wrk is not installed (apt-get install wrk), or run with -wrk=false")
+		os.Exit(1)
+	}
 	if *seed == 0 {
 		*seed = uint64(time.Now().UnixNano())
 	}
 	fmt.Printf("soak: %d restarts, %v apart, faults before %.0f%% of them, seed %d\n", *restarts, *pace, *faults*100, *seed)
-	r := &run{restarts: *restarts, pace: *pace, faultShare: *faults, rng: rand.New(rand.NewPCG(*seed, *seed^0x5eed)), out: *out}
+	r := &run{restarts: *restarts, pace: *pace, faultShare: *faults, wrk: *wrk, rng: rand.New(rand.NewPCG(*seed, *seed^0x5eed)), out: *out}
 	if err := r.main(); err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		os.Exit(1)

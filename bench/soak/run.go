@@ -33,6 +33,7 @@ type run struct {
 	restarts   int
 	pace       time.Duration
 	faultShare float64
+	wrk        bool // load the HTTP/1.1 listener with wrk too
 	rng        *rand.Rand
 	out        string
 

@@ -55,18 +55,27 @@ func grow[T any](s []T, i int) []T {
 	return s
 }
 
-func (tl *timeline) success(proto string, client int) {
+func (tl *timeline) success(proto string, client int) { tl.answers(proto, client, 1, 1) }
+
+// answers records n answers, just now, to clients first to first+count-1
+// (a load generator's connections, which it reports on together).
+func (tl *timeline) answers(proto string, first, count, n int) {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
+	if n <= 0 {
+		return
+	}
 	if tl.answered == nil {
 		tl.answered = map[int][]bool{}
 	}
 	k := int(time.Since(tl.start) / bucket)
-	tl.answered[client] = grow(tl.answered[client], k)
-	tl.answered[client][k] = true
+	for client := first; client < first+count; client++ {
+		tl.answered[client] = grow(tl.answered[client], k)
+		tl.answered[client][k] = true
+	}
 	i := tl.second()
 	tl.ok[proto] = grow(tl.ok[proto], i)
-	tl.ok[proto][i]++
+	tl.ok[proto][i] += n
 }
 
 func (tl *timeline) fail(proto string, client int, began time.Time, err error) {
