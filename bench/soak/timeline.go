@@ -179,25 +179,30 @@ func faultWindows(tl *timeline) []window {
 // openRequestStream). No server can prevent it.
 const clientRace = "quic-go client GOAWAY race"
 
-// cause returns the fault that explains f, if one does. tl.mu is held.
+// cause returns the fault that explains f, if one does: of several, the
+// one that began last before f ended (a wrk run of a second can span two
+// faults, and the later one, a stop say, is what its errors came from).
+// tl.mu is held.
 func (tl *timeline) cause(f failure, windows []window) (string, bool) {
 	if f.proto == "http3" && strings.Contains(f.err, "H3_NO_ERROR (local)") {
 		return clientRace, true
 	}
-	for _, w := range windows {
+	var found *window
+	for i, w := range windows {
+		explains := f.began <= w.to && f.at >= w.from
 		if w.recover {
 			// From the fault on, until the client is answered again
 			// after the span.
-			if f.at >= w.from && !tl.answeredBetween(f.client, w.to, f.began) {
-				return w.fault, true
-			}
-			continue
+			explains = f.at >= w.from && !tl.answeredBetween(f.client, w.to, f.began)
 		}
-		if f.began <= w.to && f.at >= w.from {
-			return w.fault, true
+		if explains && (found == nil || w.from > found.from) {
+			found = &windows[i]
 		}
 	}
-	return "", false
+	if found == nil {
+		return "", false
+	}
+	return found.fault, true
 }
 
 // totals returns what proto got: answers, errors no fault explains, and
