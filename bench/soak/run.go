@@ -339,6 +339,7 @@ func (r *run) connections(pid int) int {
 // proc is a process, as /proc tells of it.
 type proc struct {
 	pid, ppid int
+	comm      string // a zombie has no exe left, but has this
 	state     string // "Z" for a zombie
 	exe       string
 }
@@ -371,6 +372,9 @@ func procOf(pid int) (p proc, ok bool) {
 		return p, false
 	}
 	p = proc{pid: pid, state: f[0]}
+	if open := bytes.IndexByte(stat, '('); open >= 0 {
+		p.comm = string(stat[open+1 : bytes.LastIndexByte(stat, ')')])
+	}
 	p.ppid, _ = strconv.Atoi(f[1])
 	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 	p.exe = strings.TrimSuffix(exe, " (deleted)")
@@ -378,17 +382,17 @@ func procOf(pid int) (p proc, ok bool) {
 }
 
 // live returns the server processes alive, and reaps the dead (orphans
-// come to this process, a subreaper).
+// come to this process, a subreaper). Only server processes are reaped:
+// wait4(-1) would also take the exit status of a client this process runs
+// (wrk), whose exec.Cmd then fails with "no child processes".
 func (r *run) live() []int {
-	for {
-		pid, err := syscall.Wait4(-1, nil, syscall.WNOHANG, nil)
-		if pid <= 0 || err != nil {
-			break
-		}
-	}
 	var live []int
+	me, comm := os.Getpid(), filepath.Base(r.bin)
 	for _, p := range procs() {
-		if p.exe == r.bin && p.state != "Z" {
+		switch {
+		case p.state == "Z" && p.ppid == me && p.comm == comm:
+			syscall.Wait4(p.pid, nil, syscall.WNOHANG, nil)
+		case p.exe == r.bin && p.state != "Z":
 			live = append(live, p.pid)
 		}
 	}
