@@ -13,10 +13,12 @@ import (
 	"go.uber.org/goleak"
 )
 
-// shortClock makes tr's kept deadlines testable: kept from 200ms ahead,
-// looked at every 20ms.
-func shortClock(tr *Tracker) {
+// keptPair is trackedPair with a clock that makes kept deadlines testable:
+// kept from 200ms ahead, looked at every 20ms. The caller stops tr.
+func keptPair(t *testing.T) (tr *Tracker, c *Conn, client net.Conn) {
+	tr, c, client = trackedPair(t, http.StateNew)
 	tr.clock.after, tr.clock.tick = 200*time.Millisecond, 20*time.Millisecond
+	return tr, c, client
 }
 
 // readDeadline tells where c's read deadline is: kept by the tracker, or
@@ -84,8 +86,7 @@ func TestDeadlinesReachingTheSocket(t *testing.T) {
 // not before it is due.
 func TestKeptDeadlineFailsARead(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	tr, c, _ := trackedPair(t, http.StateNew)
-	shortClock(tr)
+	tr, c, _ := keptPair(t)
 	defer tr.Stop()
 	start := time.Now()
 	due := start.Add(300 * time.Millisecond)
@@ -106,8 +107,7 @@ func TestKeptDeadlineFailsARead(t *testing.T) {
 // A kept deadline replaced before it is due never fires.
 func TestReplacedDeadlineDoesNotFire(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	tr, c, client := trackedPair(t, http.StateNew)
-	shortClock(tr)
+	tr, c, client := keptPair(t)
 	defer tr.Stop()
 	c.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
 	c.SetReadDeadline(time.Time{})
@@ -125,8 +125,7 @@ func TestReplacedDeadlineDoesNotFire(t *testing.T) {
 func TestDeadlinesExactWhenNotTracked(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	t.Run("hijacked", func(t *testing.T) {
-		tr, c, _ := trackedPair(t, http.StateNew)
-		shortClock(tr)
+		tr, c, _ := keptPair(t)
 		defer tr.Stop()
 		c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 		tr.ConnState(c, http.StateHijacked)
@@ -155,8 +154,7 @@ func TestDeadlinesExactWhenNotTracked(t *testing.T) {
 // The reaper runs only while deadlines are kept.
 func TestReaperEndsWithItsDeadlines(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	tr, c, _ := trackedPair(t, http.StateNew)
-	shortClock(tr)
+	tr, c, _ := keptPair(t)
 	defer tr.Stop()
 	c.SetWriteDeadline(time.Now().Add(time.Hour))
 	if !tr.clock.reaping.Load() {
