@@ -142,7 +142,8 @@ func (s *Server) waitDrained(services []*service, stop <-chan struct{}, deadline
 }
 
 // wakeDrain tells a drain that something it waits for may have ended. It
-// never blocks, and costs one failed channel send when no drain runs.
+// never blocks: outside a drain the channel's one slot is full and the
+// send fails at once.
 func (s *Server) wakeDrain() {
 	select {
 	case s.wake <- struct{}{}:

@@ -238,7 +238,11 @@ func (svc *service) buildHTTP(s *Server, tlsCfg *tls.Config, l links) {
 func (s *Server) track(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.inflight.Add(1)
-		defer s.inflight.Add(-1)
+		defer func() {
+			if s.inflight.Add(-1) == 0 && s.draining.Load() {
+				s.wakeDrain() // a hijacker that outlived its connection, say
+			}
+		}()
 		if r.ProtoMajor == 1 && s.draining.Load() {
 			w.Header().Set("Connection", "close")
 		}
