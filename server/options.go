@@ -13,7 +13,13 @@ import (
 	"github.com/handoff-go/handoff/internal/logx"
 )
 
-// Defaults of the options.
+// Defaults of the options. DefaultReadHeaderTimeout and DefaultIdleTimeout
+// are the http.Server's of every HTTP listener (listeners.Configure changes
+// them). Deadlines of accepted connections that are 5 s or more ahead, as
+// these are, are kept by the listener's connection tracker, which sets one
+// on the socket when it is due and looks once a second: they fire up to a
+// second late, and moving them costs no runtime timer. Nearer deadlines,
+// and those of hijacked connections, are exact.
 const (
 	DefaultReadyTimeout      = 30 * time.Second
 	DefaultHammerTime        = 60 * time.Second
