@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/handoff-go/handoff/internal/procfs"
 )
 
 // testBin is the server binary the end-to-end tests run, built once.
@@ -230,7 +232,7 @@ func waitStopped(pids map[int]bool) {
 	deadline := time.Now().Add(2 * time.Second)
 	for pid := range pids {
 		for time.Now().Before(deadline) {
-			if p, ok := procOf(pid); !ok || strings.ContainsAny(p.state, "TtZX") {
+			if p, ok := procfs.Of(pid); !ok || strings.ContainsAny(p.State, "TtZX") {
 				break
 			}
 			time.Sleep(time.Millisecond)
@@ -241,8 +243,8 @@ func waitStopped(pids map[int]bool) {
 // below lists the processes below those of roots, at any depth.
 func below(roots map[int]bool) []int {
 	children := map[int][]int{}
-	for _, p := range procs() {
-		children[p.ppid] = append(children[p.ppid], p.pid)
+	for _, p := range procfs.All() {
+		children[p.PPID] = append(children[p.PPID], p.PID)
 	}
 	var out []int
 	var walk func(int)
@@ -272,7 +274,7 @@ func reapGone(pid int) {
 		case got == pid:
 			return
 		case errors.Is(err, unix.ECHILD):
-			if _, ok := procOf(pid); !ok {
+			if _, ok := procfs.Of(pid); !ok {
 				return // gone, reaped by its own parent
 			}
 		case err != nil && !errors.Is(err, unix.EINTR):
@@ -287,53 +289,12 @@ func reapGone(pid int) {
 // if it has been replaced or removed since.
 func (s *server) running() []int {
 	var out []int
-	for _, p := range procs() {
-		if strings.HasPrefix(p.exe, s.dir+string(filepath.Separator)) {
-			out = append(out, p.pid)
+	for _, p := range procfs.All() {
+		if strings.HasPrefix(p.Exe, s.dir+string(filepath.Separator)) {
+			out = append(out, p.PID)
 		}
 	}
 	return out
-}
-
-// proc is a process, as /proc tells of it.
-type proc struct {
-	pid, ppid int
-	state     string // "Z" for a zombie, "T" stopped
-	exe       string // without " (deleted)"
-}
-
-// procs lists the processes of the machine.
-func procs() []proc {
-	var out []proc
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if p, ok := procOf(pid); ok {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// procOf reads what /proc tells of pid; ok is false if it is not there.
-func procOf(pid int) (p proc, ok bool) {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return p, false
-	}
-	// pid (comm) state ppid ...
-	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-	if len(f) < 2 {
-		return p, false
-	}
-	p = proc{pid: pid, state: f[0]}
-	p.ppid, _ = strconv.Atoi(f[1])
-	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	p.exe = strings.TrimSuffix(exe, " (deleted)")
-	return p, true
 }
 
 func (s *server) pidFromFile() int {
@@ -688,12 +649,12 @@ func fdCount(t *testing.T, pid int) int {
 func descendants(t *testing.T, bin string) (live []int, zombies []int) {
 	t.Helper()
 	me := os.Getpid()
-	for _, p := range procs() {
+	for _, p := range procfs.All() {
 		switch {
-		case p.state == "Z" && p.ppid == me:
-			zombies = append(zombies, p.pid)
-		case p.exe == bin:
-			live = append(live, p.pid)
+		case p.State == "Z" && p.PPID == me:
+			zombies = append(zombies, p.PID)
+		case p.Exe == bin:
+			live = append(live, p.PID)
 		}
 	}
 	return live, zombies

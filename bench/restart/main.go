@@ -45,6 +45,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/handoff-go/handoff/bench/internal/benchutil"
+	"github.com/handoff-go/handoff/internal/procfs"
 	"github.com/handoff-go/handoff/internal/testcert"
 )
 
@@ -126,7 +127,7 @@ func run(mode, server string, sig syscall.Signal, duration, interval time.Durati
 	if err := srv.Start(); err != nil {
 		return err
 	}
-	pids := &pidSet{known: map[int]bool{srv.Process.Pid: true}}
+	pids := &pidSet{bin: bin, known: map[int]bool{srv.Process.Pid: true}}
 	defer pids.killAll()
 	// Every server process, this one too, is reaped by pids.reap, which
 	// adds up their CPU time.
@@ -213,7 +214,7 @@ loop:
 	// The last old process finishes its slow requests, then exits.
 	time.Sleep(2500 * time.Millisecond)
 	pids.reap()
-	live := pids.live(bin)
+	live := pids.live()
 	serverCPU := pids.cpuOf(live)
 	loaderCPU := cpuTime(loader.ProcessState.SysUsage().(*syscall.Rusage))
 
@@ -323,6 +324,7 @@ func readPID(path string) (int, error) {
 // process is their subreaper) and kills the rest at the end. It adds up
 // the CPU time the exited ones used.
 type pidSet struct {
+	bin   string
 	mu    sync.Mutex
 	known map[int]bool
 	cpu   time.Duration
@@ -332,64 +334,48 @@ func cpuTime(ru *syscall.Rusage) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func (p *pidSet) addCPU(ru *syscall.Rusage) {
-	p.mu.Lock()
-	p.cpu += cpuTime(ru)
-	p.mu.Unlock()
-}
-
 // cpuOf is the CPU time of every server process so far: the reaped ones
 // and the live ones, as /proc tells it.
 func (p *pidSet) cpuOf(live []int) time.Duration {
 	p.mu.Lock()
 	total := p.cpu
 	p.mu.Unlock()
-	tick := time.Second / time.Duration(clockTicks)
 	for _, pid := range live {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		// Fields after the command's closing parenthesis; utime and
-		// stime are the 14th and 15th of the line.
-		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(f) > 12 {
-			ut, _ := strconv.ParseInt(f[11], 10, 64)
-			st, _ := strconv.ParseInt(f[12], 10, 64)
-			total += time.Duration(ut+st) * tick
+		if pr, ok := procfs.Of(pid); ok {
+			total += pr.CPU
 		}
 	}
 	return total
 }
 
-// clockTicks is USER_HZ, the unit of /proc's CPU times: 100 on every
-// Linux this runs on.
-const clockTicks = 100
-
 func (p *pidSet) add(pid int) { p.mu.Lock(); p.known[pid] = true; p.mu.Unlock() }
 
+// reap reaps the exited server processes and adds up their CPU time. It
+// waits for those alone: wait4(-1) would also take the exit of the load
+// generator, whose exec.Cmd then fails, and count its CPU as the server's.
 func (p *pidSet) reap() {
-	for {
+	me, comm := os.Getpid(), filepath.Base(p.bin)
+	comm = comm[:min(len(comm), 15)] // what the kernel keeps of a command's name
+	for _, pr := range procfs.All() {
+		if pr.State != "Z" || pr.PPID != me || pr.Comm != comm {
+			continue
+		}
 		var ws syscall.WaitStatus
 		var ru syscall.Rusage
-		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, &ru)
-		if pid <= 0 || err != nil {
-			return
+		if pid, err := syscall.Wait4(pr.PID, &ws, syscall.WNOHANG, &ru); pid == pr.PID && err == nil {
+			p.mu.Lock()
+			p.cpu += cpuTime(&ru)
+			p.mu.Unlock()
 		}
-		p.addCPU(&ru)
 	}
 }
 
-func (p *pidSet) live(bin string) []int {
+// live returns the server processes alive.
+func (p *pidSet) live() []int {
 	var out []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil && exe == bin {
-			out = append(out, pid)
+	for _, pr := range procfs.All() {
+		if pr.Exe == p.bin && pr.State != "Z" {
+			out = append(out, pr.PID)
 		}
 	}
 	return out

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -25,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/handoff-go/handoff/bench/internal/benchutil"
+	"github.com/handoff-go/handoff/internal/procfs"
 	"github.com/handoff-go/handoff/internal/testcert"
 )
 
@@ -193,8 +193,8 @@ func (r *run) launch() error {
 // gone reports whether pid has exited (a zombie not reaped yet, or no
 // longer there).
 func gone(pid int) bool {
-	p, ok := procOf(pid)
-	return !ok || p.state == "Z"
+	p, ok := procfs.Of(pid)
+	return !ok || p.State == "Z"
 }
 
 // lastLine is the last line of the file at path, or why there is none.
@@ -336,51 +336,6 @@ func (r *run) connections(pid int) int {
 	return n
 }
 
-// proc is a process, as /proc tells of it.
-type proc struct {
-	pid, ppid int
-	comm      string // a zombie has no exe left, but has this
-	state     string // "Z" for a zombie
-	exe       string
-}
-
-// procs lists the processes of the machine.
-func procs() []proc {
-	var out []proc
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if p, ok := procOf(pid); ok {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// procOf reads what /proc tells of pid; ok is false if it is not there.
-func procOf(pid int) (p proc, ok bool) {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return p, false
-	}
-	// pid (comm) state ppid ...
-	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:]))
-	if len(f) < 2 {
-		return p, false
-	}
-	p = proc{pid: pid, state: f[0]}
-	if open := bytes.IndexByte(stat, '('); open >= 0 {
-		p.comm = string(stat[open+1 : bytes.LastIndexByte(stat, ')')])
-	}
-	p.ppid, _ = strconv.Atoi(f[1])
-	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	p.exe = strings.TrimSuffix(exe, " (deleted)")
-	return p, true
-}
-
 // live returns the server processes alive, and reaps the dead (orphans
 // come to this process, a subreaper). Only server processes are reaped:
 // wait4(-1) would also take the exit status of a client this process runs
@@ -388,12 +343,12 @@ func procOf(pid int) (p proc, ok bool) {
 func (r *run) live() []int {
 	var live []int
 	me, comm := os.Getpid(), filepath.Base(r.bin)
-	for _, p := range procs() {
+	for _, p := range procfs.All() {
 		switch {
-		case p.state == "Z" && p.ppid == me && p.comm == comm:
-			syscall.Wait4(p.pid, nil, syscall.WNOHANG, nil)
-		case p.exe == r.bin && p.state != "Z":
-			live = append(live, p.pid)
+		case p.State == "Z" && p.PPID == me && p.Comm == comm:
+			syscall.Wait4(p.PID, nil, syscall.WNOHANG, nil)
+		case p.Exe == r.bin && p.State != "Z":
+			live = append(live, p.PID)
 		}
 	}
 	return live
@@ -402,9 +357,9 @@ func (r *run) live() []int {
 // children returns the live children of pid.
 func children(pid int) []int {
 	var out []int
-	for _, p := range procs() {
-		if p.ppid == pid && p.state != "Z" {
-			out = append(out, p.pid)
+	for _, p := range procfs.All() {
+		if p.PPID == pid && p.State != "Z" {
+			out = append(out, p.PID)
 		}
 	}
 	return out
@@ -413,9 +368,9 @@ func children(pid int) []int {
 // zombies returns the zombies that server processes left unreaped.
 func zombies(servers []int) []int {
 	var out []int
-	for _, p := range procs() {
-		if p.state == "Z" && slices.Contains(servers, p.ppid) {
-			out = append(out, p.pid)
+	for _, p := range procfs.All() {
+		if p.State == "Z" && slices.Contains(servers, p.PPID) {
+			out = append(out, p.PID)
 		}
 	}
 	return out
