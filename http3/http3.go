@@ -15,7 +15,9 @@
 // that owns the connection (internal/quicroute): new connections go to the
 // new process, and a connection of the old one is served by it until it
 // ends or hammer time. The old process sends HTTP/3 GOAWAY and finishes
-// the requests in flight. TLS session tickets and QUIC tokens are shared
+// the requests in flight; a connection still in its handshake when the
+// drain begins is completed first and then told GOAWAY too (closing the
+// QUIC listener at once would refuse it, and clients do not retry that). TLS session tickets and QUIC tokens are shared
 // by the processes, so a client resumes (and sends 0-RTT) across a
 // restart.
 //
@@ -27,7 +29,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -79,11 +83,13 @@ func serve(ctx context.Context, pc net.PacketConn, env listen.CompanionEnv) {
 	defer r.Close()
 	rst := quic.StatelessResetKey(keys.StatelessRst)
 	tok := quic.TokenGeneratorKey(keys.Token)
+	begun := newHandshakes()
 	tr := &quic.Transport{
 		Conn:                  r,
 		ConnectionIDGenerator: cidGenerator{r},
 		StatelessResetKey:     &rst,
 		TokenGeneratorKey:     &tok,
+		ConnContext:           begun.begin,
 	}
 	defer tr.Close()
 	ln, err := tr.ListenEarly(tlsConfig(env.TLS, keys.Ticket), &quic.Config{Allow0RTT: true})
@@ -91,23 +97,25 @@ func serve(ctx context.Context, pc net.PacketConn, env listen.CompanionEnv) {
 		log.Error().Err(err).Msg("HTTP/3: cannot listen; no HTTP/3")
 		return
 	}
-	hs := &qhttp3.Server{Handler: env.Handler}
-	conns := &tracked{EarlyListener: ln, conns: map[*quic.Conn]struct{}{}}
+	q := newAccepted(ln)
+	go q.pump()
 	if env.OnHammer != nil {
-		env.OnHammer(conns.closeAll)
+		env.OnHammer(q.closeAll)
 	}
+	hs := &qhttp3.Server{Handler: env.Handler, ConnContext: begun.taken}
+	first := &feed{q: q}
 	served := make(chan error, 1)
-	go func() { served <- hs.ServeListener(conns) }()
+	go func() { served <- hs.ServeListener(first) }()
 
 	select {
 	case <-ctx.Done(): // the drain: new connections go to the new process
 	case <-r.Done(): // the socket was closed: hammer time, or release
 	case err := <-served:
 		log.Error().Err(err).Msg("HTTP/3 server failed")
+		ln.Close()
 		return
 	}
 	r.Drain()
-	ln.Close()
 	// GOAWAY, then wait for requests and connections, until hammer time
 	// closes the socket (and with it the router).
 	sctx, cancel := context.WithCancel(context.Background())
@@ -119,6 +127,12 @@ func serve(ctx context.Context, pc net.PacketConn, env listen.CompanionEnv) {
 		case <-sctx.Done():
 		}
 	}()
+	var late sync.WaitGroup
+	var lateN atomic.Int64
+	lateOne := func(c *quic.Conn) {
+		lateN.Add(1)
+		late.Go(func() { serveLate(sctx, c, env.Handler, begun) })
+	}
 	shut := make(chan struct{})
 	go func() {
 		defer close(shut)
@@ -126,48 +140,271 @@ func serve(ctx context.Context, pc net.PacketConn, env listen.CompanionEnv) {
 			log.Warn().Err(err).Msg("HTTP/3 shutdown")
 		}
 		<-served
+		if c := first.dropped(); c != nil {
+			lateOne(c)
+		}
+	}()
+	// Connections quic-go hands over from now on were in their handshake
+	// when the drain began (new ones go to the new process): each is
+	// served, and told GOAWAY, by a server of its own. Closing the QUIC
+	// listener would refuse (CONNECTION_REFUSED, which clients do not
+	// retry) those still in their handshake; it waits until every
+	// connection begun here has been taken by a server, or has ended.
+	lateDone := make(chan struct{})
+	go func() {
+		defer close(lateDone)
+		for {
+			select {
+			case c := <-q.ch:
+				lateOne(c)
+			case <-q.ended:
+				return
+			}
+		}
+	}()
+	if !begun.settle(r, r.Done()) {
+		log.Warn().Msg("HTTP/3: quic-go did not see the drain's marker; connections still in their handshake may be refused")
+	}
+	ln.Close()
+	drained := make(chan struct{})
+	go func() {
+		<-shut
+		<-lateDone
+		late.Wait()
+		close(drained)
 	}()
 	select {
-	case <-shut:
+	case <-drained:
 	case <-r.Done():
 		// Hammer time. quic-go's Close waits for every handler to return,
 		// and a handler may never do so: like the HTTP/1 and HTTP/2
 		// handlers at hammer time, they are left to the process's exit.
 		select {
-		case <-shut:
+		case <-drained:
 		case <-time.After(hammerGrace):
 			log.Warn().Msg("HTTP/3 handlers still running at hammer time are abandoned")
 		}
 	}
 	st := r.Stats()
-	log.Info().Int64("local", st.Local).Int64("received", st.Received).Int64("forwarded", st.Forwarded).
+	log.Info().Int64("late_conns", lateN.Load()).Int64("local", st.Local).Int64("received", st.Received).Int64("forwarded", st.Forwarded).
 		Int64("unknown", st.Unknown).Int64("malformed", st.Malformed).Int64("foreign", st.Foreign).
 		Int64("no_route", st.NoRoute).Int64("overflow", st.Overflow).Msg("HTTP/3 drained; packets routed")
 }
 
-// tracked is the QUIC listener, remembering the connections it accepted
-// so that hammer time can close them while their clients can still be
-// told.
-type tracked struct {
-	*quic.EarlyListener
+// markerEvery is how often the drain queues a marker until quic-go sees
+// one (it drops packets when its queue is full); markerWait how long it
+// tries.
+const (
+	markerEvery = 100 * time.Millisecond
+	markerWait  = 2 * time.Second
+)
+
+// handshakes counts the QUIC connections quic-go has begun (its
+// ConnContext) that the HTTP/3 server has not yet taken (its own
+// ConnContext) and that have not ended: those in their handshake or
+// waiting to be accepted.
+type handshakes struct {
+	mu     sync.Mutex
+	open   int
+	marked bool          // quic-go saw a marker
+	wake   chan struct{} // one slot: open or marked changed
+}
+
+func newHandshakes() *handshakes { return &handshakes{wake: make(chan struct{}, 1)} }
+
+// pendingKey is the context key of a connection's *pending.
+type pendingKey struct{}
+
+// pending is one connection begun and not yet taken.
+type pending struct {
+	h    *handshakes
+	once sync.Once
+	stop func() bool // the AfterFunc that counts it out if it ends first
+}
+
+// errMarker turns a marker away (quic-go answers it with
+// CONNECTION_REFUSED, which goes nowhere).
+var errMarker = errors.New("a drain marker, not a connection")
+
+// begin is quic-go's ConnContext: a new connection, or a marker.
+func (h *handshakes) begin(ctx context.Context, info *quic.ClientInfo) (context.Context, error) {
+	if quicroute.IsMarker(info.RemoteAddr) {
+		h.mu.Lock()
+		h.marked = true
+		h.mu.Unlock()
+		h.poke()
+		return nil, errMarker
+	}
+	p := &pending{h: h}
+	h.mu.Lock()
+	h.open++
+	h.mu.Unlock()
+	ctx = context.WithValue(ctx, pendingKey{}, p)
+	p.stop = context.AfterFunc(ctx, p.done) // the handshake failed, or the connection closed
+	if testHookBegun != nil {
+		testHookBegun()
+	}
+	return ctx, nil
+}
+
+// Test hooks: a connection was begun; the drain waits with open
+// connections begun and not taken, marked if quic-go saw a marker.
+var (
+	testHookBegun    func()
+	testHookSettling func(open int, marked bool)
+)
+
+// taken is the HTTP/3 server's ConnContext: it serves c from now on.
+func (h *handshakes) taken(ctx context.Context, c *quic.Conn) context.Context {
+	if p, ok := ctx.Value(pendingKey{}).(*pending); ok {
+		p.stop()
+		p.done()
+	}
+	return ctx
+}
+
+func (p *pending) done() {
+	p.once.Do(func() {
+		p.h.mu.Lock()
+		p.h.open--
+		p.h.mu.Unlock()
+		p.h.poke()
+	})
+}
+
+func (h *handshakes) poke() {
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
+// settle waits, once r drains, until quic-go has begun every connection r
+// handed it (it sees a marker queued behind them) and the HTTP/3 server
+// has taken each one or it has ended, or until stop is closed. It reports
+// false if quic-go saw no marker within markerWait; it then stops marking
+// and waits for the connections it knows of (quic-go ends a handshake
+// that makes no progress after 5 s).
+func (h *handshakes) settle(r *quicroute.Router, stop <-chan struct{}) bool {
+	r.Mark()
+	every := time.NewTicker(markerEvery)
+	defer every.Stop()
+	giveUp := time.Now().Add(markerWait)
+	for {
+		h.mu.Lock()
+		marked, open := h.marked, h.open
+		h.mu.Unlock()
+		if open == 0 && (marked || time.Now().After(giveUp)) {
+			return marked
+		}
+		if testHookSettling != nil {
+			testHookSettling(open, marked)
+		}
+		tick := every.C
+		if marked || time.Now().After(giveUp) {
+			tick = nil
+		}
+		select {
+		case <-h.wake:
+		case <-tick:
+			r.Mark()
+		case <-stop:
+			return true
+		}
+	}
+}
+
+// accepted takes the connections quic-go accepts, for the HTTP/3
+// servers to serve, and remembers them so that hammer time can close
+// them while their clients can still be told.
+type accepted struct {
+	ln    *quic.EarlyListener
+	ch    chan *quic.Conn // unbuffered: each is handed to a server that takes it
+	ended chan struct{}   // the listener is closed and ch has seen its last
+
 	mu    sync.Mutex
 	conns map[*quic.Conn]struct{}
 }
 
-func (l *tracked) Accept(ctx context.Context) (*quic.Conn, error) {
-	c, err := l.EarlyListener.Accept(ctx)
-	if err != nil {
-		return nil, err
+func newAccepted(ln *quic.EarlyListener) *accepted {
+	return &accepted{ln: ln, ch: make(chan *quic.Conn), ended: make(chan struct{}), conns: map[*quic.Conn]struct{}{}}
+}
+
+// pump accepts until the listener is closed.
+func (q *accepted) pump() {
+	defer close(q.ended)
+	for {
+		c, err := q.ln.Accept(context.Background())
+		if err != nil {
+			return
+		}
+		q.mu.Lock()
+		q.conns[c] = struct{}{}
+		q.mu.Unlock()
+		context.AfterFunc(c.Context(), func() {
+			q.mu.Lock()
+			delete(q.conns, c)
+			q.mu.Unlock()
+		})
+		select {
+		case q.ch <- c:
+		case <-c.Context().Done(): // over before a server took it
+		}
 	}
-	l.mu.Lock()
-	l.conns[c] = struct{}{}
-	l.mu.Unlock()
-	context.AfterFunc(c.Context(), func() {
-		l.mu.Lock()
-		delete(l.conns, c)
-		l.mu.Unlock()
-	})
-	return c, nil
+}
+
+// feed is the QUIC listener of the HTTP/3 server that serves until the
+// drain.
+type feed struct {
+	q    *accepted
+	last *quic.Conn // what the latest Accept returned
+}
+
+// Accept is called by one goroutine at a time (the server's accept loop).
+func (f *feed) Accept(ctx context.Context) (*quic.Conn, error) {
+	f.last = nil
+	select {
+	case c := <-f.q.ch:
+		f.last = c
+		return c, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-f.q.ended:
+		return nil, quic.ErrServerClosed
+	}
+}
+
+func (f *feed) Addr() net.Addr { return f.q.ln.Addr() }
+func (f *feed) Close() error   { return nil }
+
+// dropped is, once the server's accept loop has returned, the connection
+// it was handed and left unserved: quic-go's HTTP/3 server returns at
+// once if its shutdown began while Accept was returning.
+func (f *feed) dropped() *quic.Conn { return f.last }
+
+// serveLate serves c, which quic-go accepted after the drain began, with
+// a server of its own that sends it GOAWAY as soon as it serves it: a
+// request already sent is answered, and later ones are rejected
+// (H3_REQUEST_REJECTED), which clients retry on a new connection.
+func serveLate(ctx context.Context, c *quic.Conn, h http.Handler, begun *handshakes) {
+	taken := make(chan struct{})
+	s := &qhttp3.Server{Handler: h, ConnContext: func(ctx context.Context, c *quic.Conn) context.Context {
+		ctx = begun.taken(ctx, c)
+		close(taken)
+		return ctx
+	}}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.ServeQUICConn(c)
+	}()
+	select {
+	case <-taken:
+		s.Shutdown(ctx)
+	case <-done: // could not serve it (quic-go closes it)
+	}
+	<-done
+	c.CloseWithError(h3NoError, "")
 }
 
 // h3NoError is HTTP/3's H3_NO_ERROR (RFC 9114, section 8.1).
@@ -175,13 +412,13 @@ const h3NoError = 0x100
 
 // closeAll closes every open connection with CONNECTION_CLOSE, waiting
 // hammerGrace at most for the packets to go out.
-func (l *tracked) closeAll() {
-	l.mu.Lock()
-	conns := make([]*quic.Conn, 0, len(l.conns))
-	for c := range l.conns {
+func (q *accepted) closeAll() {
+	q.mu.Lock()
+	conns := make([]*quic.Conn, 0, len(q.conns))
+	for c := range q.conns {
 		conns = append(conns, c)
 	}
-	l.mu.Unlock()
+	q.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

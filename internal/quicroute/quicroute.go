@@ -116,6 +116,10 @@ type Router struct {
 	c     counters
 	warn  func(string, error)
 
+	// newMu orders the local delivery of new connections' packets with
+	// Drain: each is queued before the drain begins or not at all, so a
+	// marker queued after Drain comes behind every one of them.
+	newMu     sync.Mutex
 	draining  atomic.Bool
 	successor atomic.Int64 // tag+1 of the newest generation found, or 0
 
@@ -176,7 +180,58 @@ func (r *Router) Stats() Stats {
 
 // Drain sends packets of new connections to the newest generation from
 // now on.
-func (r *Router) Drain() { r.draining.Store(true) }
+func (r *Router) Drain() {
+	r.newMu.Lock()
+	r.draining.Store(true)
+	r.newMu.Unlock()
+}
+
+// markerAddr is the address a marker comes from: none.
+type markerAddr struct{}
+
+func (markerAddr) Network() string { return "quicroute" }
+func (markerAddr) String() string  { return "drain marker" }
+
+// IsMarker reports whether a is the address of Mark's packets.
+func IsMarker(a net.Addr) bool {
+	_, ok := a.(markerAddr)
+	return ok
+}
+
+// Mark queues a marker for ReadFrom, once Drain was called: a QUIC v1
+// Initial packet (of no connection: nothing follows it) from an address
+// IsMarker knows; what is written to that address goes nowhere. Every
+// packet of a new connection this process was handed comes before it, so
+// a QUIC stack that takes its packets in order has begun each of those
+// connections by the time it sees the marker (quic-go asks its
+// ConnContext about the marker last). Mark waits while the queue is full,
+// until the router is closed.
+func (r *Router) Mark() {
+	buf := bufs.Get().(*[maxPacket]byte)
+	n := marker(buf[:])
+	select {
+	case r.in <- packet{buf: buf, n: n, addr: markerAddr{}}:
+	case <-r.closed:
+		bufs.Put(buf)
+	}
+}
+
+// marker writes a marker into b (at least 1,200 bytes, the least a
+// client's Initial may be) and returns its length: long header, Initial,
+// version 1, a random 8-byte destination ID, no source ID, no token, the
+// rest of the datagram as its payload (zeros).
+func marker(b []byte) int {
+	const size = 1200
+	clear(b[:size])
+	b[0] = 0xc0 // long header, fixed bit, Initial, 1-byte packet number
+	binary.BigEndian.PutUint32(b[1:5], 1)
+	b[5] = 8
+	rand.Read(b[6:14])
+	b[14] = 0                                              // source ID length
+	b[15] = 0                                              // token length
+	binary.BigEndian.PutUint16(b[16:18], 0x4000|(size-18)) // length, a 2-byte varint
+	return size
+}
 
 // GenerateConnectionID issues an ID that names this generation.
 func (r *Router) GenerateConnectionID() ([]byte, error) {
@@ -291,11 +346,9 @@ func (r *Router) dispatch(p packet, tmp *[CIDLen]byte) {
 		bufs.Put(p.buf)
 		return
 	case toNew:
-		if !r.draining.Load() && !r.isClosed() {
-			r.deliver(p, &r.c.local)
-			return
+		if !r.deliverNew(p, &r.c.local) {
+			r.forwardNew(p)
 		}
-		r.forwardNew(p)
 		return
 	}
 	if g == r.tag && !r.isClosed() {
@@ -317,6 +370,18 @@ func (r *Router) isClosed() bool {
 	default:
 		return false
 	}
+}
+
+// deliverNew queues p, a new connection's, for this process's QUIC stack
+// unless it drains (or is closed), and reports whether it did.
+func (r *Router) deliverNew(p packet, count *atomic.Int64) bool {
+	r.newMu.Lock()
+	defer r.newMu.Unlock()
+	if r.draining.Load() || r.isClosed() {
+		return false
+	}
+	r.deliver(p, count)
+	return true
 }
 
 // deliver queues p for this process's QUIC stack.
@@ -427,10 +492,12 @@ func (r *Router) readForwarded() {
 		p := packet{buf: buf, n: copy(buf[:], payload), addr: addr}
 		g, v := r.route(payload, &tmp)
 		switch {
-		case v == toGeneration && g == r.tag, v == toNew && !r.draining.Load():
+		case v == toGeneration && g == r.tag:
 			r.deliver(p, &r.c.received)
 		case v == toNew:
-			r.forwardNew(p) // this process drains too: on to the newest
+			if !r.deliverNew(p, &r.c.received) {
+				r.forwardNew(p) // this process drains too: on to the newest
+			}
 		default:
 			r.c.noRoute.Add(1) // not ours: never passed on twice
 			bufs.Put(buf)
@@ -482,7 +549,13 @@ func (r *Router) next(b []byte, timeout <-chan time.Time, changed <-chan struct{
 }
 
 // WriteTo writes to the shared socket: any process may answer any client.
-func (r *Router) WriteTo(b []byte, addr net.Addr) (int, error) { return r.pc.WriteTo(b, addr) }
+// What is written to a marker's address is dropped.
+func (r *Router) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if IsMarker(addr) {
+		return len(b), nil
+	}
+	return r.pc.WriteTo(b, addr)
+}
 
 // Close stops routing to this process: its reads end, and packets that
 // arrive for it from now on are dropped, new connections forwarded. The

@@ -3,8 +3,11 @@ package quicroute
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/binary"
+	"fmt"
 	"net"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -295,5 +298,54 @@ func BenchmarkForward(b *testing.B) {
 		if _, _, err := young.ReadFrom(out); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestMarkComesLast: a marker queued after Drain comes behind every new
+// connection's packet the router took before, and no such packet is
+// taken after; answers to the marker go nowhere.
+func TestMarkComesLast(t *testing.T) {
+	r := newRouter(t, udp(t), family(t), 5)
+	client := udp(t)
+	var tmp [CIDLen]byte
+	dispatch := func(payload string) {
+		buf := bufs.Get().(*[maxPacket]byte)
+		n := copy(buf[:], initial([]byte("client-1"), payload))
+		r.dispatch(packet{buf: buf, n: n, addr: client.LocalAddr()}, &tmp)
+	}
+	for i := range 3 {
+		dispatch(fmt.Sprint("before ", i))
+	}
+	r.Drain()
+	dispatch("after") // no successor: dropped
+	r.Mark()
+	for i := range 3 {
+		got, addr := read(t, r)
+		if want := fmt.Sprint("before ", i); !strings.HasSuffix(got, want) || IsMarker(addr) {
+			t.Fatalf("read %q from %v, want %q", got, addr, want)
+		}
+	}
+	got, addr := read(t, r)
+	if !IsMarker(addr) {
+		t.Fatalf("read %q from %v, want the marker", got, addr)
+	}
+	b := []byte(got)
+	// A QUIC v1 Initial of at least 1,200 bytes whose length field covers
+	// the rest of the datagram exactly.
+	if len(b) < 1200 || b[0]&0xf0 != 0xc0 || binary.BigEndian.Uint32(b[1:5]) != 1 || b[5] != 8 {
+		t.Fatalf("marker header % x, %d bytes", b[:18], len(b))
+	}
+	if l := binary.BigEndian.Uint16(b[16:18]); l&0xc000 != 0x4000 || int(l&0x3fff) != len(b)-18 {
+		t.Fatalf("marker length field %#x for %d bytes", l, len(b))
+	}
+	if st := r.Stats(); st.Local != 3 || st.NoRoute != 1 {
+		t.Fatalf("stats %+v, want 3 local and 1 without a route", st)
+	}
+	if n, err := r.WriteTo(b, addr); n != len(b) || err != nil {
+		t.Fatalf("writing to the marker: %d, %v", n, err)
+	}
+	r.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if n, addr, err := r.ReadFrom(make([]byte, maxPacket)); err == nil {
+		t.Fatalf("read %d bytes from %v after the marker", n, addr)
 	}
 }

@@ -1,0 +1,296 @@
+package http3
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	qhttp3 "github.com/quic-go/quic-go/http3"
+	"github.com/rs/zerolog"
+
+	"github.com/handoff-go/handoff/internal/listen"
+	"github.com/handoff-go/handoff/internal/logx"
+	"github.com/handoff-go/handoff/internal/testcert"
+)
+
+// holdingRelay passes datagrams between one client and a server, except
+// that it holds every datagram of the client's after its first until
+// release is called.
+type holdingRelay struct {
+	front  *net.UDPConn
+	server *net.UDPAddr
+
+	mu       sync.Mutex
+	client   net.Addr
+	sent     int
+	held     [][]byte
+	released bool
+}
+
+func newHoldingRelay(t *testing.T, server *net.UDPAddr) *holdingRelay {
+	front, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &holdingRelay{front: front, server: server}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := front.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			b := append([]byte(nil), buf[:n]...)
+			if from.String() == server.String() {
+				r.mu.Lock()
+				to := r.client
+				r.mu.Unlock()
+				front.WriteTo(b, to)
+				continue
+			}
+			r.mu.Lock()
+			r.client = from
+			r.sent++
+			if r.sent > 1 && !r.released {
+				r.held = append(r.held, b)
+				r.mu.Unlock()
+				continue
+			}
+			r.mu.Unlock()
+			front.WriteTo(b, server)
+		}
+	}()
+	t.Cleanup(func() { front.Close(); <-done })
+	return r
+}
+
+// release sends what was held and stops holding.
+func (r *holdingRelay) release() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.released = true
+	for _, b := range r.held {
+		r.front.WriteTo(b, r.server)
+	}
+}
+
+// TestDrainWaitsForHandshakes: a connection whose handshake is under way
+// when its process begins to drain (the client's second Initial is held
+// back until then) is served, or told to go elsewhere in a way clients
+// retry, never refused; a new process took over the socket meanwhile.
+func TestDrainWaitsForHandshakes(t *testing.T) {
+	ca, certFile, keyFile := testcert.Files(t)
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := pc.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc2, err := net.FilePacketConn(f) // the new process's descriptor
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	family := make([]byte, 32)
+	rand.Read(family)
+	var out syncBuffer
+	log := logx.Zerolog(zerolog.New(zerolog.MultiLevelWriter(zerolog.NewTestWriter(t), &out)))
+	env := func(gen int) listen.CompanionEnv {
+		return listen.CompanionEnv{
+			Log: log.WithInt("generation", gen), Generation: gen, Family: family,
+			TLS: &tls.Config{Certificates: []tls.Certificate{pair}},
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.WriteString(w, "generation "+string(rune('0'+gen)))
+			}),
+		}
+	}
+
+	begun := make(chan struct{}, 16)
+	settling := make(chan struct{}, 1)
+	testHookBegun = func() { begun <- struct{}{} }
+	testHookSettling = func(open int, marked bool) {
+		if open == 1 && marked {
+			select {
+			case settling <- struct{}{}:
+			default:
+			}
+		}
+	}
+	defer func() { testHookBegun, testHookSettling = nil, nil }()
+
+	serving := func(ctx context.Context, pc net.PacketConn, gen int) chan struct{} {
+		done := make(chan struct{})
+		go func() { defer close(done); serve(ctx, pc, env(gen)) }()
+		return done
+	}
+	ctx1, drain1 := context.WithCancel(context.Background())
+	done1 := serving(ctx1, pc, 1)
+	var done2 chan struct{}
+	ctx2, drain2 := context.WithCancel(context.Background())
+	defer func() {
+		drain1()
+		drain2()
+		pc.Close() // hammer time for both, if they have not ended
+		pc2.Close()
+		for _, done := range []chan struct{}{done1, done2} {
+			if done == nil {
+				continue
+			}
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Error("a process's HTTP/3 did not end")
+			}
+		}
+	}()
+
+	relay := newHoldingRelay(t, pc.LocalAddr().(*net.UDPAddr))
+	client, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	qtr := &quic.Transport{Conn: client}
+	defer qtr.Close()
+	tr := &qhttp3.Transport{
+		// A post-quantum key share makes the ClientHello span two
+		// Initial packets: the server begins the connection on the
+		// first and waits for the second.
+		TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1", CurvePreferences: []tls.CurveID{tls.X25519MLKEM768}},
+		Dial: func(ctx context.Context, _ string, tlsConf *tls.Config, conf *quic.Config) (*quic.Conn, error) {
+			return qtr.DialEarly(ctx, relay.front.LocalAddr(), tlsConf, conf)
+		},
+	}
+	defer tr.Close()
+	c := &http.Client{Transport: tr, Timeout: 20 * time.Second}
+
+	type result struct {
+		body string
+		err  error
+	}
+	got := make(chan result, 1)
+	go func() {
+		resp, err := c.Get("https://127.0.0.1/")
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		got <- result{string(b), err}
+	}()
+
+	select {
+	case <-begun: // the first process began the connection on its first Initial
+	case r := <-got:
+		t.Fatalf("the request ended before its handshake could be held: %q, %v", r.body, r.err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server began no connection")
+	}
+	done2 = serving(ctx2, pc2, 2)
+	drain1()
+	select {
+	case <-settling: // the drain waits for that connection, still in its handshake
+	case <-done1:
+		t.Fatal("the first process's HTTP/3 ended with a connection in its handshake")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the drain did not wait for the connection in its handshake")
+	}
+	relay.release() // (the second Initial may not have reached the relay yet)
+	select {
+	case r := <-got:
+		if r.err != nil {
+			t.Fatalf("the request whose handshake spanned the drain: %v", r.err)
+		}
+		if r.body != "generation 1" && r.body != "generation 2" {
+			t.Fatalf("answered %q", r.body)
+		}
+		t.Logf("answered by %s", r.body)
+	case <-time.After(20 * time.Second):
+		t.Fatal("no answer")
+	}
+	// The first process served the connection with a server of its own
+	// (late_conns 1), or, when the second Initial went to the new process
+	// (the router sends a draining process's new connections there), the
+	// client's retransmission completed the handshake there and the first
+	// process's half ends with quic-go's handshake timeout (5 s).
+	select {
+	case <-done1:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first process's HTTP/3 did not end")
+	}
+	if s := out.String(); !strings.Contains(s, `{"level":"info","generation":1,"late_conns":`) {
+		t.Fatalf("log:\n%s", s)
+	}
+}
+
+// TestDrainSeesMarker: quic-go takes the drain's marker for a new
+// connection's first packet and asks about it (ConnContext), which is how
+// a drain knows that quic-go has begun every connection it was handed. A
+// quic-go that stopped doing so would fail here, not in production.
+func TestDrainSeesMarker(t *testing.T) {
+	_, certFile, keyFile := testcert.Files(t)
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	family := make([]byte, 32)
+	rand.Read(family)
+	var out syncBuffer
+	env := listen.CompanionEnv{
+		Log: logx.Zerolog(zerolog.New(&out)), Generation: 1, Family: family,
+		TLS: &tls.Config{Certificates: []tls.Certificate{pair}}, Handler: http.NotFoundHandler(),
+	}
+	ctx, drain := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); serve(ctx, pc, env) }()
+	drain()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("HTTP/3 did not end")
+	}
+	if s := out.String(); !strings.Contains(s, "HTTP/3 drained") || strings.Contains(s, "marker") {
+		t.Fatalf("log:\n%s", s)
+	}
+}
+
+// syncBuffer is a bytes.Buffer for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
