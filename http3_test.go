@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -155,6 +157,70 @@ func TestHTTP3AcrossRestarts(t *testing.T) {
 	if len(live) != 1 || live[0] != last || len(zombies) != 0 {
 		t.Errorf("live server processes %v (want only %d), zombies %v", live, last, zombies)
 	}
+}
+
+// TestHTTP3NewConnectionsAcrossRestarts: clients that make a new
+// connection for every request (a full handshake, whose ClientHello with
+// a post-quantum key share spans two packets) go on being answered
+// through 10 restarts. It logs the latencies and the handshakes the
+// server processes abandoned: a handshake whose packets were split
+// between two processes stalls until the client sends them again.
+func TestHTTP3NewConnectionsAcrossRestarts(t *testing.T) {
+	s := startTLSServer(t, "-h3")
+	stop := make(chan struct{})
+	var mu sync.Mutex
+	var lat []time.Duration
+	var failed, raced atomic.Int64
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for i := 0; i < 100_000; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c, tr := s.h3Client()
+				start := time.Now()
+				_, err := h3Get(c, s.addr, "/")
+				d := time.Since(start)
+				tr.Close()
+				if err != nil {
+					if clientRace(err) {
+						raced.Add(1)
+					} else {
+						failed.Add(1)
+					}
+					t.Logf("request: %v", err)
+					continue
+				}
+				mu.Lock()
+				lat = append(lat, d)
+				mu.Unlock()
+			}
+		})
+	}
+	for range 10 {
+		time.Sleep(300 * time.Millisecond)
+		s.restart()
+	}
+	close(stop)
+	wg.Wait()
+	if failed.Load() != 0 || len(lat) == 0 {
+		t.Fatalf("%d requests on new connections failed, %d answered", failed.Load(), len(lat))
+	}
+	slices.Sort(lat)
+	slow := len(lat) - sort.Search(len(lat), func(i int) bool { return lat[i] > 250*time.Millisecond })
+	abandoned := 0
+	for _, line := range strings.Split(s.log(), "\n") {
+		if _, after, ok := strings.Cut(line, `"abandoned_handshakes":`); ok {
+			var n int
+			fmt.Sscan(strings.TrimRight(strings.SplitN(after, ",", 2)[0], "}"), &n)
+			abandoned += n
+		}
+	}
+	t.Logf("10 restarts: %d requests on new connections, median %v, 99th percentile %v, slowest %v, %d over 250 ms; %d handshakes abandoned by the processes; %d lost to quic-go's client race",
+		len(lat), lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1], slow, abandoned, raced.Load())
 }
 
 // handOff sends SIGHUP and waits until the new process serves, without

@@ -186,7 +186,10 @@ func serve(ctx context.Context, pc net.PacketConn, env listen.CompanionEnv) {
 		}
 	}
 	st := r.Stats()
-	log.Info().Int64("late_conns", lateN.Load()).Int64("local", st.Local).Int64("received", st.Received).Int64("forwarded", st.Forwarded).
+	begun.mu.Lock()
+	abandoned := begun.abandoned
+	begun.mu.Unlock()
+	log.Info().Int64("late_conns", lateN.Load()).Int64("abandoned_handshakes", abandoned).Int64("local", st.Local).Int64("received", st.Received).Int64("forwarded", st.Forwarded).
 		Int64("unknown", st.Unknown).Int64("malformed", st.Malformed).Int64("foreign", st.Foreign).
 		Int64("no_route", st.NoRoute).Int64("overflow", st.Overflow).Msg("HTTP/3 drained; packets routed")
 }
@@ -204,10 +207,11 @@ const (
 // ConnContext) and that have not ended: those in their handshake or
 // waiting to be accepted.
 type handshakes struct {
-	mu     sync.Mutex
-	open   int
-	marked bool          // quic-go saw a marker
-	wake   chan struct{} // one slot: open or marked changed
+	mu        sync.Mutex
+	open      int
+	abandoned int64         // connections that ended before a server took them
+	marked    bool          // quic-go saw a marker
+	wake      chan struct{} // one slot: open or marked changed
 }
 
 func newHandshakes() *handshakes { return &handshakes{wake: make(chan struct{}, 1)} }
@@ -240,7 +244,7 @@ func (h *handshakes) begin(ctx context.Context, info *quic.ClientInfo) (context.
 	h.open++
 	h.mu.Unlock()
 	ctx = context.WithValue(ctx, pendingKey{}, p)
-	p.stop = context.AfterFunc(ctx, p.done) // the handshake failed, or the connection closed
+	p.stop = context.AfterFunc(ctx, func() { p.done(true) }) // the handshake failed, or the connection closed
 	if testHookBegun != nil {
 		testHookBegun()
 	}
@@ -258,15 +262,18 @@ var (
 func (h *handshakes) taken(ctx context.Context, c *quic.Conn) context.Context {
 	if p, ok := ctx.Value(pendingKey{}).(*pending); ok {
 		p.stop()
-		p.done()
+		p.done(false)
 	}
 	return ctx
 }
 
-func (p *pending) done() {
+func (p *pending) done(abandoned bool) {
 	p.once.Do(func() {
 		p.h.mu.Lock()
 		p.h.open--
+		if abandoned {
+			p.h.abandoned++
+		}
 		p.h.mu.Unlock()
 		p.h.poke()
 	})
@@ -382,17 +389,33 @@ func (f *feed) Close() error   { return nil }
 // once if its shutdown began while Accept was returning.
 func (f *feed) dropped() *quic.Conn { return f.last }
 
+// lateGrace is how long a connection accepted during the drain is given,
+// once its handshake is complete, to send the request it was made for
+// before it is told GOAWAY.
+const lateGrace = time.Second
+
 // serveLate serves c, which quic-go accepted after the drain began, with
-// a server of its own that sends it GOAWAY as soon as it serves it: a
-// request already sent is answered, and later ones are rejected
-// (H3_REQUEST_REJECTED), which clients retry on a new connection.
+// a server of its own. A client sends its first request as its handshake
+// completes, so the server tells it GOAWAY once that request is being
+// served (or lateGrace after the handshake if none comes): sooner, the
+// request would race the GOAWAY (rejected with H3_REQUEST_REJECTED, or
+// lost to quic-go's client, which closes a connection that has no request
+// in flight when GOAWAY arrives, while it opens one).
 func serveLate(ctx context.Context, c *quic.Conn, h http.Handler, begun *handshakes) {
 	taken := make(chan struct{})
-	s := &qhttp3.Server{Handler: h, ConnContext: func(ctx context.Context, c *quic.Conn) context.Context {
-		ctx = begun.taken(ctx, c)
-		close(taken)
-		return ctx
-	}}
+	asked := make(chan struct{})
+	var once sync.Once
+	s := &qhttp3.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			once.Do(func() { close(asked) })
+			h.ServeHTTP(w, r)
+		}),
+		ConnContext: func(ctx context.Context, c *quic.Conn) context.Context {
+			ctx = begun.taken(ctx, c)
+			close(taken)
+			return ctx
+		},
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -400,11 +423,34 @@ func serveLate(ctx context.Context, c *quic.Conn, h http.Handler, begun *handsha
 	}()
 	select {
 	case <-taken:
+		waitFirstRequest(ctx, c, asked)
 		s.Shutdown(ctx)
 	case <-done: // could not serve it (quic-go closes it)
 	}
 	<-done
 	c.CloseWithError(h3NoError, "")
+}
+
+// waitFirstRequest waits until asked is closed, or lateGrace after c's
+// handshake completes, or c or ctx ends.
+func waitFirstRequest(ctx context.Context, c *quic.Conn, asked <-chan struct{}) {
+	select {
+	case <-c.HandshakeComplete():
+	case <-asked:
+		return
+	case <-c.Context().Done():
+		return
+	case <-ctx.Done():
+		return
+	}
+	t := time.NewTimer(lateGrace)
+	defer t.Stop()
+	select {
+	case <-asked:
+	case <-t.C:
+	case <-c.Context().Done():
+	case <-ctx.Done():
+	}
 }
 
 // h3NoError is HTTP/3's H3_NO_ERROR (RFC 9114, section 8.1).

@@ -349,3 +349,24 @@ func TestMarkComesLast(t *testing.T) {
 		t.Fatalf("read %d bytes from %v after the marker", n, addr)
 	}
 }
+
+// BenchmarkNewConnection is a new connection's packet, routed, queued and
+// read by the QUIC stack of the process that read it.
+func BenchmarkNewConnection(b *testing.B) {
+	r := newRouter(b, udp(b), family(b), 1)
+	pkt := initial([]byte("client-1"), string(make([]byte, 1200)))
+	from := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4433}
+	var tmp [CIDLen]byte
+	out := make([]byte, 2048)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf := bufs.Get().(*[maxPacket]byte)
+		r.dispatch(packet{buf: buf, n: copy(buf[:], pkt), addr: from}, &tmp)
+		if _, _, err := r.ReadFrom(out); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if st := r.Stats(); st.Forwarded != 0 {
+		b.Fatalf("stats %+v", st)
+	}
+}
