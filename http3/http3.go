@@ -16,8 +16,9 @@
 // new process, and a connection of the old one is served by it until it
 // ends or hammer time. The old process sends HTTP/3 GOAWAY and finishes
 // the requests in flight; a connection still in its handshake when the
-// drain begins is completed first and then told GOAWAY too (closing the
-// QUIC listener at once would refuse it, and clients do not retry that). TLS session tickets and QUIC tokens are shared
+// drain begins is completed, and told GOAWAY once its first request is
+// being served (closing the QUIC listener at once would refuse it, and
+// clients do not retry that). TLS session tickets and QUIC tokens are shared
 // by the processes, so a client resumes (and sends 0-RTT) across a
 // restart.
 //
