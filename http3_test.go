@@ -28,6 +28,17 @@ import (
 // openRequestStream). Seen about once in 150,000 requests in the soak.
 func clientRace(err error) bool { return strings.Contains(err.Error(), "H3_NO_ERROR (local)") }
 
+// tally logs a request's error and counts it as quic-go's client race or
+// as a failure.
+func tally(t *testing.T, err error, failed, raced *atomic.Int64) {
+	t.Logf("request: %v", err)
+	if clientRace(err) {
+		raced.Add(1)
+	} else {
+		failed.Add(1)
+	}
+}
+
 // h3Client is an HTTP/3-only client of s.
 func (s *tlsServer) h3Client() (*http.Client, *qhttp3.Transport) {
 	tr := &qhttp3.Transport{TLSClientConfig: &tls.Config{RootCAs: s.roots(), ServerName: "127.0.0.1"}}
@@ -106,12 +117,7 @@ func TestHTTP3AcrossRestarts(t *testing.T) {
 					default:
 					}
 					if _, err := h3Get(c, s.addr, "/"); err != nil {
-						if clientRace(err) {
-							raced.Add(1)
-						} else {
-							failed.Add(1)
-						}
-						t.Logf("request: %v", err)
+						tally(t, err, &failed, &raced)
 						continue
 					}
 					ok.Add(1)
@@ -186,12 +192,7 @@ func TestHTTP3NewConnectionsAcrossRestarts(t *testing.T) {
 				d := time.Since(start)
 				tr.Close()
 				if err != nil {
-					if clientRace(err) {
-						raced.Add(1)
-					} else {
-						failed.Add(1)
-					}
-					t.Logf("request: %v", err)
+					tally(t, err, &failed, &raced)
 					continue
 				}
 				mu.Lock()

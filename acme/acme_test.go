@@ -1,7 +1,6 @@
 package acme_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -12,13 +11,13 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/handoff-go/handoff/acme"
+	"github.com/handoff-go/handoff/internal/testlog"
 	"github.com/handoff-go/handoff/internal/testpebble"
 	"github.com/handoff-go/handoff/listeners"
 	"github.com/handoff-go/handoff/server"
@@ -35,24 +34,6 @@ func freePort(t *testing.T) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// logBuffer collects the server's log.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // serve runs srv until the test ends and returns once it serves.
@@ -77,7 +58,7 @@ func serve(t *testing.T, srv *server.Server) {
 
 // newServer is a server that logs to log (and to the test's output when
 // it fails).
-func newServer(t *testing.T, log *logBuffer) *server.Server {
+func newServer(t *testing.T, log *testlog.Buffer) *server.Server {
 	var w io.Writer = log
 	if testing.Verbose() {
 		w = io.MultiWriter(log, os.Stderr)
@@ -120,7 +101,7 @@ func awaitCert(t *testing.T, addr, name string, roots *x509.CertPool, limit time
 // listener "plain".
 type fixture struct {
 	srv  *server.Server
-	log  *logBuffer
+	log  *testlog.Buffer
 	addr string // of "https"
 }
 
@@ -128,7 +109,7 @@ type fixture struct {
 // 127.0.0.1:port with certificates from ca, kept in storage.
 func startACME(t *testing.T, ca *testpebble.CA, port int, storage string, extra ...listeners.Option) *fixture {
 	t.Helper()
-	f := &fixture{log: &logBuffer{}, addr: "127.0.0.1:" + strconv.Itoa(port)}
+	f := &fixture{log: &testlog.Buffer{}, addr: "127.0.0.1:" + strconv.Itoa(port)}
 	f.srv = newServer(t, f.log)
 	opts := append(options(ca, t, storage), listeners.HTTP(okHandler()))
 	f.srv.Listen("https", f.addr, append(opts, extra...)...).
@@ -199,7 +180,7 @@ func okHandler() http.Handler {
 func TestHTTP01AndRedirect(t *testing.T) {
 	httpPort, tlsPort := freePort(t), freePort(t)
 	ca := testpebble.Start(t, testpebble.Config{TLSPort: freePort(t), HTTPPort: httpPort})
-	var log logBuffer
+	var log testlog.Buffer
 	srv := newServer(t, &log)
 	httpsAddr := "127.0.0.1:" + strconv.Itoa(tlsPort)
 	httpAddr := "127.0.0.1:" + strconv.Itoa(httpPort)
@@ -273,7 +254,7 @@ func TestRenewalInPlace(t *testing.T) {
 }
 
 // waitLog waits for a log line containing s and returns it.
-func waitLog(t *testing.T, log *logBuffer, s string, limit time.Duration) string {
+func waitLog(t *testing.T, log *testlog.Buffer, s string, limit time.Duration) string {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {

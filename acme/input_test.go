@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/handoff-go/handoff/acme"
+	"github.com/handoff-go/handoff/internal/testlog"
 	"github.com/handoff-go/handoff/internal/testpebble"
 	"github.com/handoff-go/handoff/listeners"
 	"github.com/handoff-go/handoff/server"
@@ -49,7 +50,7 @@ func TestBadOptions(t *testing.T) {
 		}, "serves nothing else"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			var log logBuffer
+			var log testlog.Buffer
 			srv := newServer(t, &log)
 			srv.Listen("api", "127.0.0.1:0", tt.opts...)
 			if tt.more != nil {
@@ -99,7 +100,7 @@ func TestStoredCertificateOutlivesTheCA(t *testing.T) {
 	ca := testpebble.Start(t, testpebble.Config{TLSPort: port, HTTPPort: freePort(t)})
 	storage := t.TempDir()
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	var log1 logBuffer
+	var log1 testlog.Buffer
 	first := newServer(t, &log1)
 	first.Listen("https", addr, append(options(ca, t, storage), listeners.HTTP(okHandler()))...)
 	done := make(chan error, 1)

@@ -1,7 +1,6 @@
 package http3
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -20,6 +19,7 @@ import (
 	"github.com/handoff-go/handoff/internal/listen"
 	"github.com/handoff-go/handoff/internal/logx"
 	"github.com/handoff-go/handoff/internal/testcert"
+	"github.com/handoff-go/handoff/internal/testlog"
 )
 
 // holdingRelay passes datagrams between one client and a server, except
@@ -85,11 +85,10 @@ func (r *holdingRelay) release() {
 	}
 }
 
-// TestDrainWaitsForHandshakes: a connection whose handshake is under way
-// when its process begins to drain (the client's second Initial is held
-// back until then) is served, or told to go elsewhere in a way clients
-// retry, never refused; a new process took over the socket meanwhile.
-func TestDrainWaitsForHandshakes(t *testing.T) {
+// drainFixture returns a CA and a certificate it issued for 127.0.0.1, a
+// UDP socket (closed when the test ends) and a family secret.
+func drainFixture(t *testing.T) (*testcert.CA, tls.Certificate, *net.UDPConn, []byte) {
+	t.Helper()
 	ca, certFile, keyFile := testcert.Files(t)
 	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
@@ -99,6 +98,18 @@ func TestDrainWaitsForHandshakes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { pc.Close() })
+	family := make([]byte, 32)
+	rand.Read(family)
+	return ca, pair, pc, family
+}
+
+// TestDrainWaitsForHandshakes: a connection whose handshake is under way
+// when its process begins to drain (the client's second Initial is held
+// back until then) is served, or told to go elsewhere in a way clients
+// retry, never refused; a new process took over the socket meanwhile.
+func TestDrainWaitsForHandshakes(t *testing.T) {
+	ca, pair, pc, family := drainFixture(t)
 	f, err := pc.File()
 	if err != nil {
 		t.Fatal(err)
@@ -108,9 +119,7 @@ func TestDrainWaitsForHandshakes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	family := make([]byte, 32)
-	rand.Read(family)
-	var out syncBuffer
+	var out testlog.Buffer
 	log := logx.Zerolog(zerolog.New(zerolog.MultiLevelWriter(zerolog.NewTestWriter(t), &out)))
 	env := func(gen int) listen.CompanionEnv {
 		return listen.CompanionEnv{
@@ -246,19 +255,8 @@ func TestDrainWaitsForHandshakes(t *testing.T) {
 // a drain knows that quic-go has begun every connection it was handed. A
 // quic-go that stopped doing so would fail here, not in production.
 func TestDrainSeesMarker(t *testing.T) {
-	_, certFile, keyFile := testcert.Files(t)
-	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	family := make([]byte, 32)
-	rand.Read(family)
-	var out syncBuffer
+	_, pair, pc, family := drainFixture(t)
+	var out testlog.Buffer
 	env := listen.CompanionEnv{
 		Log: logx.Zerolog(zerolog.New(&out)), Generation: 1, Family: family,
 		TLS: &tls.Config{Certificates: []tls.Certificate{pair}}, Handler: http.NotFoundHandler(),
@@ -275,22 +273,4 @@ func TestDrainSeesMarker(t *testing.T) {
 	if s := out.String(); !strings.Contains(s, "HTTP/3 drained") || strings.Contains(s, "marker") {
 		t.Fatalf("log:\n%s", s)
 	}
-}
-
-// syncBuffer is a bytes.Buffer for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -3,7 +3,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,10 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/handoff-go/handoff/internal/testlog"
 	"github.com/handoff-go/handoff/listeners"
 )
 
@@ -55,28 +54,10 @@ func TestServeContext(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the handler's writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // With WithSlog every record goes to slog, with its level and attributes,
 // and nothing to zerolog.
 func TestWithSlog(t *testing.T) {
-	var out syncBuffer
+	var out testlog.Buffer
 	l := slog.New(slog.NewJSONHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	f := newFakeOS(t)
 	s, served := startServer(t, f, WithSlog(l))
@@ -185,7 +166,7 @@ func TestCertificateExpiryWarning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out syncBuffer
+	var out testlog.Buffer
 	s := newServer(newFakeOS(t).osx(), WithSignals(silentSource{}),
 		WithSlog(slog.New(slog.NewJSONHandler(&out, nil))))
 	s.Listen("api", "127.0.0.1:0", listeners.TLSFiles(cert, key))
