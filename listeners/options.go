@@ -154,6 +154,9 @@ func H2C() Option { return func(s *listen.Spec) { s.H2C = true } }
 // limits, error log, Protocols, HTTP2) before it serves. Handler,
 // ConnState (fn's own hook is still called), BaseContext and TLSNextProto
 // belong to the server and are set after fn runs; ConnContext is kept.
+// Idle and header timeouts of 5 s or more are then enforced by the
+// listener's connection tracker, not by the http.Server (see
+// server.DefaultIdleTimeout).
 func Configure(fn func(*http.Server)) Option {
 	return func(s *listen.Spec) {
 		if fn != nil {

@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/handoff-go/handoff/internal/ticks"
 	"github.com/handoff-go/handoff/internal/tlsreload"
 )
 
@@ -60,6 +62,10 @@ func (svc *service) expiryWarned(serial string, w time.Duration) bool {
 // watchCerts follows the certificate files of every TLS listener (see
 // tlsreload.Reloader.Watch) and checks expiry, until done is closed.
 func (s *Server) watchCerts(services []*service, done <-chan struct{}) {
+	services = slices.DeleteFunc(slices.Clone(services), func(svc *service) bool { return svc.certs == nil && svc.source == nil })
+	if len(services) == 0 {
+		return // no certificates: no ticker, whose timer the scheduler would look at (see internal/ticks)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for _, svc := range services {
@@ -72,7 +78,7 @@ func (s *Server) watchCerts(services []*service, done <-chan struct{}) {
 			}()
 		}
 	}
-	t := time.NewTicker(expiryCheckEvery)
+	t := ticks.NewTicker(expiryCheckEvery)
 	defer t.Stop()
 	for {
 		select {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/handoff-go/handoff/internal/protocol"
 	"github.com/handoff-go/handoff/internal/sdnotify"
+	"github.com/handoff-go/handoff/internal/ticks"
 )
 
 // notify sends state to the service manager, if there is one.
@@ -39,7 +40,7 @@ func (s *Server) watchdogInterval() time.Duration {
 
 // watchdog pings the service manager every interval until done.
 func (s *Server) watchdog(every time.Duration, done <-chan struct{}) {
-	t := time.NewTicker(every)
+	t := ticks.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {

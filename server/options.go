@@ -15,11 +15,16 @@ import (
 
 // Defaults of the options. DefaultReadHeaderTimeout and DefaultIdleTimeout
 // are the http.Server's of every HTTP listener (listeners.Configure changes
-// them). Deadlines of accepted connections that are 5 s or more ahead, as
-// these are, are kept by the listener's connection tracker, which sets one
-// on the socket when it is due and looks once a second: they fire up to a
-// second late, and moving them costs no runtime timer. Nearer deadlines,
-// and those of hijacked connections, are exact.
+// them). Deadlines of accepted connections that are 5 s or more ahead are
+// kept by the listener's connection tracker, which sets one on the socket
+// when it is due and looks once a second: they fire up to a second late,
+// and moving them costs no runtime timer. HTTP/1 idle and header timeouts
+// of 5 s or more, as these are, are the tracker's own: it dates them on
+// its coarse clock, so that net/http reads no clock for them, and they
+// fire up to two seconds late; a new connection's header timeout runs
+// from its accept, its TLS handshake included. Nearer deadlines and
+// shorter timeouts stay exact, as do the deadlines of hijacked
+// connections and HTTP/2's timeouts.
 const (
 	DefaultReadyTimeout      = 30 * time.Second
 	DefaultHammerTime        = 60 * time.Second

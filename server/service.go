@@ -230,6 +230,8 @@ func (svc *service) buildHTTP(s *Server, tlsCfg *tls.Config, l links) {
 		svc.h2 = h2drain.New(h2drain.Config{Base: hs, Handler: hs.Handler, Track: svc.tracker.MarkHTTP2})
 		hs.TLSNextProto = svc.h2.TLSNextProto()
 	}
+	// After the HTTP/2 server has taken its copy: HTTP/2 keeps its own.
+	svc.tracker.TakeTimeouts(hs)
 	svc.hs = hs
 }
 

@@ -78,8 +78,12 @@ func TestTLSDefaults(t *testing.T) {
 	s.mu.Lock()
 	hs := s.services[0].hs
 	s.mu.Unlock()
-	if hs.ReadHeaderTimeout != DefaultReadHeaderTimeout || hs.IdleTimeout != DefaultIdleTimeout {
-		t.Fatalf("ReadHeaderTimeout %v, IdleTimeout %v; want the defaults", hs.ReadHeaderTimeout, hs.IdleTimeout)
+	// The defaults are long enough for the tracker to keep them.
+	if idle, header := s.services[0].tracker.Timeouts(); header != DefaultReadHeaderTimeout || idle != DefaultIdleTimeout {
+		t.Fatalf("tracker's ReadHeaderTimeout %v, IdleTimeout %v; want the defaults", header, idle)
+	}
+	if hs.ReadHeaderTimeout >= 0 || hs.IdleTimeout >= 0 {
+		t.Fatalf("http.Server's ReadHeaderTimeout %v, IdleTimeout %v; want none (negative)", hs.ReadHeaderTimeout, hs.IdleTimeout)
 	}
 	// A client that never finishes its headers is cut by ReadHeaderTimeout;
 	// Configure shortens it for this check.

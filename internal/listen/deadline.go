@@ -3,6 +3,8 @@ package listen
 import (
 	"sync/atomic"
 	"time"
+
+	"github.com/handoff-go/handoff/internal/ticks"
 )
 
 // Deadlines far ahead are kept by the tracker, not by the runtime.
@@ -26,11 +28,17 @@ const (
 	coarseTick  = time.Second
 )
 
-// deadline is one direction's deadline of a Conn, guarded by Conn.mu.
+// deadline is one direction's deadline of a Conn, changed under Conn.mu.
+// Clearing a deadline that is neither kept nor on the socket, which
+// net/http does a few times per request, reads both without the lock:
+// whoever sets the socket's deadline sets onConn before it clears at.
 type deadline struct {
 	at     atomic.Int64 // a deadline kept by the tracker, nanoseconds since epoch; 0 if none
-	onConn bool         // the socket has a deadline of its own
+	onConn atomic.Bool  // the socket has a deadline of its own
 }
+
+// none reports whether d has no deadline at all, kept or on the socket.
+func (d *deadline) none() bool { return d.at.Load() == 0 && !d.onConn.Load() }
 
 // SetDeadline sets the read and write deadlines.
 func (c *Conn) SetDeadline(t time.Time) error {
@@ -42,6 +50,9 @@ func (c *Conn) SetDeadline(t time.Time) error {
 
 // SetReadDeadline sets the read deadline (see coarseAfter).
 func (c *Conn) SetReadDeadline(t time.Time) error {
+	if t.IsZero() && c.rd.none() {
+		return nil
+	}
 	c.mu.Lock()
 	send, on := c.keep(&c.rd, t)
 	var err error
@@ -54,6 +65,9 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 
 // SetWriteDeadline sets the write deadline (see coarseAfter).
 func (c *Conn) SetWriteDeadline(t time.Time) error {
+	if t.IsZero() && c.wd.none() {
+		return nil
+	}
 	c.mu.Lock()
 	send, on := c.keep(&c.wd, t)
 	var err error
@@ -70,36 +84,35 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 func (c *Conn) keep(d *deadline, t time.Time) (send bool, on time.Time) {
 	if t.IsZero() {
 		d.at.Store(0)
-		send, d.onConn = d.onConn, false
-		return send, t // nothing to clear if the socket has no deadline
+		return d.onConn.Swap(false), t // nothing to clear if the socket has no deadline
 	}
 	if at := int64(t.Sub(epoch)); !c.exact && at-c.t.now() >= int64(c.t.clock.after) && c.t.startReaper() {
 		d.at.Store(at)
-		send, d.onConn = d.onConn, false
-		return send, time.Time{}
+		return d.onConn.Swap(false), time.Time{}
 	}
+	d.onConn.Store(true)
 	d.at.Store(0)
-	d.onConn = true
 	return true, t
 }
 
 // expire sets on the socket the deadlines kept for it that are due at
 // now, and reports whether any is left to keep.
 func (c *Conn) expire(now int64) (left bool) {
+	left = c.expirePhase(now)
 	if r, w := c.rd.at.Load(), c.wd.at.Load(); (r == 0 || r > now) && (w == 0 || w > now) {
-		return r != 0 || w != 0 // nothing due: no lock taken
+		return left || r != 0 || w != 0 // nothing due: no lock taken
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.expireLocked(&c.rd, now, c.Conn.SetReadDeadline)
 	c.expireLocked(&c.wd, now, c.Conn.SetWriteDeadline)
-	return c.rd.at.Load() != 0 || c.wd.at.Load() != 0
+	return left || c.rd.at.Load() != 0 || c.wd.at.Load() != 0
 }
 
 func (c *Conn) expireLocked(d *deadline, now int64, set func(time.Time) error) {
 	if at := d.at.Load(); at != 0 && at <= now {
+		d.onConn.Store(true)
 		d.at.Store(0)
-		d.onConn = true
 		set(epoch.Add(time.Duration(at))) // in the past: what waits on it fails now
 	}
 }
@@ -110,12 +123,14 @@ func (c *Conn) makeExact() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.exact = true
+	c.phase.Store(0)
 	for _, d := range []struct {
 		d   *deadline
 		set func(time.Time) error
 	}{{&c.rd, c.Conn.SetReadDeadline}, {&c.wd, c.Conn.SetWriteDeadline}} {
-		if at := d.d.at.Swap(0); at != 0 {
-			d.d.onConn = true
+		if at := d.d.at.Load(); at != 0 {
+			d.d.onConn.Store(true)
+			d.d.at.Store(0)
 			d.set(epoch.Add(time.Duration(at)))
 		}
 	}
@@ -158,25 +173,21 @@ func (t *Tracker) startReaper() bool {
 		t.clock.since.Store(int64(time.Since(epoch)))
 		t.clock.reaping.Store(true)
 		t.reapers.Add(1)
-		go t.reap()
+		t.ticks = ticks.New(t.clock.tick)
+		go t.reap(t.ticks)
 	}
 	return true
 }
 
-// reap expires kept deadlines every coarseTick, and ends when none is
-// left, or at Stop.
-func (t *Tracker) reap() {
+// reap expires kept deadlines at every tick, and ends when none is left,
+// or at Stop. Its ticks are no runtime timer (see internal/ticks): every
+// keep-alive connection has a deadline kept here, so a busy server has a
+// reaper most of the time.
+func (t *Tracker) reap(tk ticks.Ticks) {
 	defer t.reapers.Done()
-	tick := time.NewTicker(t.clock.tick)
-	defer tick.Stop()
+	defer tk.Close()
 	var conns []*Conn
-	for {
-		select {
-		case <-tick.C:
-		case <-t.stop:
-			t.clock.reaping.Store(false)
-			return
-		}
+	for tk.Wait() {
 		now := int64(time.Since(epoch))
 		t.clock.since.Store(now)
 		conns = t.snapshot(conns[:0])
@@ -195,14 +206,16 @@ func (t *Tracker) reap() {
 			return
 		}
 	}
+	t.clock.reaping.Store(false) // stopped
 }
 
-// anyKept reports whether a tracked connection has a kept deadline.
+// anyKept reports whether a tracked connection has a kept deadline or a
+// phase deadline.
 func (t *Tracker) anyKept() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for c := range t.conns {
-		if c.rd.at.Load() != 0 || c.wd.at.Load() != 0 {
+		if c.rd.at.Load() != 0 || c.wd.at.Load() != 0 || c.phase.Load() != 0 {
 			return true
 		}
 	}
@@ -225,7 +238,9 @@ func (t *Tracker) Stop() {
 	t.mu.Lock()
 	if !t.stopped {
 		t.stopped = true
-		close(t.stop)
+		if t.ticks != nil {
+			t.ticks.Close()
+		}
 	}
 	t.mu.Unlock()
 	t.reapers.Wait()

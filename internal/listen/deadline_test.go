@@ -26,7 +26,7 @@ func keptPair(t *testing.T) (tr *Tracker, c *Conn, client net.Conn) {
 func readDeadline(c *Conn) (kept, onConn bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.rd.at.Load() != 0, c.rd.onConn
+	return c.rd.at.Load() != 0, c.rd.onConn.Load()
 }
 
 // deadlineConn records the deadlines that reach the socket.

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/handoff-go/handoff/internal/ticks"
 )
 
 // Tracker knows every open connection accepted by its listeners and, while
@@ -31,6 +33,8 @@ type Tracker struct {
 	Changed func()
 
 	initial http.ConnState
+	// The HTTP/1 idle and header timeouts kept here (timeouts.go), or 0.
+	idle, header time.Duration
 	// counting is set by the first Sweep: from then on connections count
 	// the bytes they read. Until a drain nothing needs the count, and
 	// reads, the hottest path of a server, skip the atomic add.
@@ -38,18 +42,18 @@ type Tracker struct {
 
 	clock   clock          // for deadlines kept here (deadline.go)
 	reapers sync.WaitGroup // the reaper, while one runs
-	stop    chan struct{}  // closed by Stop
 
 	mu      sync.Mutex
 	conns   map[*Conn]struct{}
 	stopped bool
+	ticks   ticks.Ticks // the last reaper's, closed by Stop
 }
 
 // NewTracker returns a tracker whose new connections start in state
 // initial: http.StateNew for HTTP, http.StateActive for raw TCP
 // connections, which are never idle.
 func NewTracker(initial http.ConnState) *Tracker {
-	t := &Tracker{initial: initial, conns: make(map[*Conn]struct{}), stop: make(chan struct{})}
+	t := &Tracker{initial: initial, conns: make(map[*Conn]struct{})}
 	t.clock.after, t.clock.tick = coarseAfter, coarseTick
 	return t
 }
@@ -80,6 +84,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 	}
 	c := &Conn{Conn: nc, t: l.t}
 	c.state.Store(int32(l.t.initial))
+	c.phase.Store(l.t.phaseFrom(l.t.header, false))
 	c.release = func() { l.t.remove(c) }
 	l.t.mu.Lock()
 	l.t.conns[c] = struct{}{}
@@ -93,6 +98,7 @@ type Conn struct {
 	t     *Tracker
 	reads atomic.Uint64 // bytes read since the tracker began counting, so a sweep sees a request arrive
 	state atomic.Int32  // http.ConnState
+	phase atomic.Int64  // the idle or header timeout running (timeouts.go)
 	h2    atomic.Bool
 
 	mu      sync.Mutex
@@ -110,11 +116,17 @@ type Conn struct {
 	finned time.Time // when the sweep half-closed the connection
 }
 
-// Read counts the bytes read, once the tracker sweeps.
+// Read counts the bytes read, once the tracker sweeps, and starts the
+// header timeout of an idle connection.
 func (c *Conn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
-	if n > 0 && c.t.counting.Load() {
-		c.reads.Add(uint64(n))
+	if n > 0 {
+		if p := c.phase.Load(); p&phaseIdle != 0 {
+			c.wake(p)
+		}
+		if c.t.counting.Load() {
+			c.reads.Add(uint64(n))
+		}
 	}
 	return n, err
 }
@@ -237,6 +249,7 @@ func (t *Tracker) ConnState(nc net.Conn, st http.ConnState) {
 	case http.StateClosed:
 	default:
 		c.state.Store(int32(st))
+		c.setPhase(st)
 		if t.counting.Load() {
 			t.changed()
 		}
@@ -247,6 +260,7 @@ func (t *Tracker) ConnState(nc net.Conn, st http.ConnState) {
 func (t *Tracker) MarkHTTP2(nc net.Conn) {
 	if c := Unwrap(nc); c != nil {
 		c.h2.Store(true)
+		c.phase.Store(0) // HTTP/2 keeps its own timeouts
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"os"
 	"slices"
 	"time"
+
+	"github.com/handoff-go/handoff/internal/ticks"
 )
 
 // fileID tells one version of a file from another: what a path leads to
@@ -55,7 +57,7 @@ func (r *Reloader) Watch(ctx context.Context, interval time.Duration, report fun
 	wake, stop := newNotifier(files)
 	defer stop()
 	var seen, failed []fileID
-	t := time.NewTicker(interval)
+	t := ticks.NewTicker(interval)
 	defer t.Stop()
 	for {
 		settled := false // held still since the last event
