@@ -86,7 +86,9 @@ func (c *Conn) keep(d *deadline, t time.Time) (send bool, on time.Time) {
 		d.at.Store(0)
 		return d.onConn.Swap(false), t // nothing to clear if the socket has no deadline
 	}
-	if at := int64(t.Sub(epoch)); !c.exact && at-c.t.now() >= int64(c.t.clock.after) && c.t.startReaper() {
+	// A deadline before epoch (net/http's way to wake a read at once) goes
+	// to the socket without a look at the tracker's clock.
+	if at := int64(t.Sub(epoch)); at > 0 && !c.exact && at-c.t.now() >= int64(c.t.clock.after) && c.t.startReaper() {
 		d.at.Store(at)
 		return d.onConn.Swap(false), time.Time{}
 	}

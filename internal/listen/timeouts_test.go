@@ -14,7 +14,6 @@ import (
 )
 
 func TestTakeTimeouts(t *testing.T) {
-	const after = 5 * time.Second
 	tests := []struct {
 		name                 string
 		idle, header, read   time.Duration

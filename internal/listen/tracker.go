@@ -88,6 +88,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 	c.release = func() { l.t.remove(c) }
 	l.t.mu.Lock()
 	l.t.conns[c] = struct{}{}
+	c.count.Store(l.t.counting.Load()) // under t.mu: Sweep sets both under it
 	l.t.mu.Unlock()
 	return c, nil
 }
@@ -100,6 +101,7 @@ type Conn struct {
 	state atomic.Int32  // http.ConnState
 	phase atomic.Int64  // the idle or header timeout running (timeouts.go)
 	h2    atomic.Bool
+	count atomic.Bool // the tracker counts reads: a copy of its flag where Read finds it at hand
 
 	mu      sync.Mutex
 	rd, wd  deadline // see deadline.go
@@ -124,7 +126,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 		if p := c.phase.Load(); p&phaseIdle != 0 {
 			c.wake(p)
 		}
-		if c.t.counting.Load() {
+		if c.count.Load() {
 			c.reads.Add(uint64(n))
 		}
 	}
@@ -298,10 +300,11 @@ const pendingRetry = 20 * time.Millisecond
 func (t *Tracker) Sweep(now time.Time, grace, finWait time.Duration) (open int, next time.Time) {
 	// Reads before the first sweep do not matter: it takes each
 	// connection's count as its starting point.
-	t.counting.Store(true)
 	var fin, kill []*Conn
 	t.mu.Lock()
+	t.counting.Store(true)
 	for c := range t.conns {
+		c.count.Store(true)
 		if st := http.ConnState(c.state.Load()); c.h2.Load() || (st != http.StateIdle && st != http.StateNew) {
 			c.quiet = time.Time{}
 			continue

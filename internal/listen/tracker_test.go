@@ -243,6 +243,36 @@ func TestReadsCountedOnlyWhileSweeping(t *testing.T) {
 	}
 }
 
+// A connection accepted once sweeps have begun counts from its first read.
+func TestReadsCountedOnConnectionsAcceptedWhileSweeping(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := NewTracker(http.StateNew)
+	ln := tr.Listen(raw)
+	defer ln.Close()
+	tr.Sweep(time.Now(), time.Second, time.Second)
+	client, err := net.Dial("tcp", raw.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	nc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	io.WriteString(client, "first")
+	n, err := nc.Read(make([]byte, 8))
+	if err != nil || n == 0 {
+		t.Fatal(n, err)
+	}
+	if got := nc.(*Conn).reads.Load(); got != uint64(n) {
+		t.Fatalf("%d bytes counted, want %d", got, n)
+	}
+}
+
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
