@@ -70,7 +70,8 @@ func TestInheritKinds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		in, err := Inherit(f.Fd(), "x")
+		in, err := inheritDup(t, f, "x")
+		f.Close()
 		if err != nil {
 			t.Fatalf("%v: %v", a, err)
 		}

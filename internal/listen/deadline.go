@@ -88,9 +88,12 @@ func (c *Conn) keep(d *deadline, t time.Time) (send bool, on time.Time) {
 	}
 	// A deadline before epoch (net/http's way to wake a read at once) goes
 	// to the socket without a look at the tracker's clock.
-	if at := int64(t.Sub(epoch)); at > 0 && !c.exact && at-c.t.now() >= int64(c.t.clock.after) && c.t.startReaper() {
+	if at := int64(t.Sub(epoch)); at > 0 && !c.exact && at-c.t.now() >= int64(c.t.clock.after) {
+		// Written before the reaper is made sure of (see reap).
 		d.at.Store(at)
-		return d.onConn.Swap(false), time.Time{}
+		if c.t.startReaper() {
+			return d.onConn.Swap(false), time.Time{}
+		}
 	}
 	d.onConn.Store(true)
 	d.at.Store(0)
@@ -171,9 +174,10 @@ func (t *Tracker) startReaper() bool {
 	if t.stopped {
 		return false
 	}
-	if !t.clock.reaping.Load() {
-		t.clock.since.Store(int64(time.Since(epoch)))
-		t.clock.reaping.Store(true)
+	// A compare-and-swap, as the reaper's own decision to go on is: of
+	// the two, one reaper runs, never two.
+	t.clock.since.Store(int64(time.Since(epoch)))
+	if t.clock.reaping.CompareAndSwap(false, true) {
 		t.reapers.Add(1)
 		t.ticks = ticks.New(t.clock.tick)
 		go t.reap(t.ticks)

@@ -37,7 +37,7 @@ func TestExportKeepsTheSocketNonBlocking(t *testing.T) {
 		t.Fatalf("the duplicate is not close-on-exec: %#x %v", fdflags, err)
 	}
 	// The duplicate is the same socket: a connection to it is accepted by ln.
-	in, err := Inherit(f.Fd(), "api")
+	in, err := inheritDup(t, f, "api")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,4 +87,17 @@ func TestInheritRejects(t *testing.T) {
 			}
 		})
 	}
+}
+
+// inheritDup gives Inherit a duplicate of f's descriptor, as a parent
+// process would pass one: Inherit closes the descriptor it adopts, and f
+// still closes its own (a descriptor closed twice may by then be another
+// test's).
+func inheritDup(t *testing.T, f *os.File, name string) (Socket, error) {
+	t.Helper()
+	fd, err := unix.Dup(int(f.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Inherit(uintptr(fd), name)
 }

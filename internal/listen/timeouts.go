@@ -57,13 +57,10 @@ func (t *Tracker) TakeTimeouts(hs *http.Server) {
 // Timeouts returns the idle and header timeouts kept by t (0: none).
 func (t *Tracker) Timeouts() (idle, header time.Duration) { return t.idle, t.header }
 
-// phaseFrom returns the phase deadline d from now, or 0 if d is 0. It is
-// dated a tick late: the coarse clock may lag the time by up to a tick,
-// and a timeout must not fire early.
-func (t *Tracker) phaseFrom(d time.Duration, idle bool) int64 {
-	if d <= 0 || !t.startReaper() {
-		return 0
-	}
+// phaseAt returns the phase deadline d from now. It is dated a tick
+// late: the coarse clock may lag the time by up to a tick, and a timeout
+// must not fire early.
+func (t *Tracker) phaseAt(d time.Duration, idle bool) int64 {
 	p := (t.now() + int64(d) + int64(t.clock.tick)) << 1
 	if idle {
 		p |= phaseIdle
@@ -71,12 +68,28 @@ func (t *Tracker) phaseFrom(d time.Duration, idle bool) int64 {
 	return p
 }
 
+// startPhase gives c the phase deadline d from now, or none if d is 0. The
+// deadline is written before the reaper is made sure of, as every kept
+// deadline is: a reaper that is about to end sees it, or the next one is
+// started (see reap).
+func (c *Conn) startPhase(d time.Duration, idle bool) {
+	if d <= 0 {
+		c.phase.Store(0)
+		return
+	}
+	p := c.t.phaseAt(d, idle)
+	c.phase.Store(p)
+	if !c.t.startReaper() {
+		c.phase.CompareAndSwap(p, 0) // stopped: nothing would enforce it
+	}
+}
+
 // setPhase starts the phase of c's new state: the idle timeout once a
 // request is over, none while one is served.
 func (c *Conn) setPhase(st http.ConnState) {
 	switch st {
 	case http.StateIdle:
-		c.phase.Store(c.t.phaseFrom(c.t.idle, true))
+		c.startPhase(c.t.idle, true)
 	case http.StateActive:
 		c.phase.Store(0)
 	}
@@ -86,7 +99,13 @@ func (c *Conn) setPhase(st http.ConnState) {
 // first bytes of its next request; p is the idle phase it read. If the
 // reaper has just expired the idle phase, it stays expired.
 func (c *Conn) wake(p int64) {
-	c.phase.CompareAndSwap(p, c.t.phaseFrom(c.t.header, false))
+	var next int64
+	if d := c.t.header; d > 0 {
+		next = c.t.phaseAt(d, false)
+	}
+	if c.phase.CompareAndSwap(p, next) && next != 0 && !c.t.startReaper() {
+		c.phase.CompareAndSwap(next, 0)
+	}
 }
 
 // expirePhase fails c's reads if its phase deadline is due at now, and

@@ -244,7 +244,7 @@ func TestExpiredPhase(t *testing.T) {
 	// A connection not yet due is left alone.
 	dc = &deadlineConn{}
 	c = &Conn{Conn: dc, t: tr}
-	c.phase.Store(tr.phaseFrom(time.Minute, true))
+	c.startPhase(time.Minute, true)
 	if left := c.expirePhase(now); !left || len(dc.calls()) != 0 {
 		t.Fatal("a phase not yet due was expired")
 	}

@@ -84,12 +84,12 @@ func (l *Listener) Accept() (net.Conn, error) {
 	}
 	c := &Conn{Conn: nc, t: l.t}
 	c.state.Store(int32(l.t.initial))
-	c.phase.Store(l.t.phaseFrom(l.t.header, false))
 	c.release = func() { l.t.remove(c) }
 	l.t.mu.Lock()
 	l.t.conns[c] = struct{}{}
 	c.count.Store(l.t.counting.Load()) // under t.mu: Sweep sets both under it
 	l.t.mu.Unlock()
+	c.startPhase(l.t.header, false) // once the reaper can see c
 	return c, nil
 }
 
