@@ -637,11 +637,11 @@ func (l *load) finish(t *testing.T) {
 // fdCount is the number of open descriptors of pid.
 func fdCount(t *testing.T, pid int) int {
 	t.Helper()
-	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	n, err := procfs.FDs(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return len(entries)
+	return n
 }
 
 // descendants lists the live processes running bin and the zombies

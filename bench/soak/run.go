@@ -280,11 +280,10 @@ func (r *run) usage() (usage, error) {
 		return usage{}, err
 	}
 	u := usage{PID: pid}
-	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	if err != nil {
+	var err error
+	if u.FDs, err = procfs.FDs(pid); err != nil {
 		return u, err
 	}
-	u.FDs = len(ents)
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return u, err

@@ -68,3 +68,9 @@ func Of(pid int) (p Proc, ok bool) {
 	p.Exe = strings.TrimSuffix(exe, " (deleted)")
 	return p, true
 }
+
+// FDs is the number of descriptors pid has open.
+func FDs(pid int) (int, error) {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	return len(ents), err
+}

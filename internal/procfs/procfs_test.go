@@ -67,3 +67,21 @@ func TestOfMissing(t *testing.T) {
 		t.Fatal("a pid that cannot exist was found")
 	}
 }
+
+func TestFDs(t *testing.T) {
+	before, err := FDs(os.Getpid())
+	if err != nil || before == 0 {
+		t.Fatalf("FDs = %d, %v", before, err)
+	}
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := FDs(os.Getpid()); n != before+1 {
+		t.Errorf("%d open with one more file, want %d", n, before+1)
+	}
+	f.Close()
+	if _, err := FDs(1 << 30); err == nil {
+		t.Error("no error for a missing process")
+	}
+}

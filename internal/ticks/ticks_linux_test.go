@@ -4,6 +4,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/handoff-go/handoff/internal/procfs"
 )
 
 // On Linux the ticks come from a timerfd, which Close closes.
@@ -24,9 +26,9 @@ func TestTimerfd(t *testing.T) {
 
 func openFDs(t *testing.T) int {
 	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
+	n, err := procfs.FDs(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return len(ents)
+	return n
 }
