@@ -45,6 +45,7 @@ type Tracker struct {
 
 	mu      sync.Mutex
 	conns   map[*Conn]struct{}
+	ln      *Listener // the listener, once Listen was called
 	stopped bool
 	ticks   ticks.Ticks // the last reaper's, closed by Stop
 }
@@ -64,11 +65,46 @@ type Listener struct {
 	t         *Tracker
 	once      sync.Once
 	accepting chan struct{}
+
+	// Accept calls in progress, and whether Close was called: once it
+	// was, each call still in progress is about to return, perhaps with
+	// a connection the kernel handed it just before, and counts as open
+	// (see Tracker.Len).
+	inAccept atomic.Int32
+	closed   atomic.Bool
 }
 
-// Listen wraps ln.
+// Listen wraps ln. A tracker has one listener at most.
 func (t *Tracker) Listen(ln net.Listener) *Listener {
-	return &Listener{Listener: ln, t: t, accepting: make(chan struct{})}
+	l := &Listener{Listener: ln, t: t, accepting: make(chan struct{})}
+	t.mu.Lock()
+	t.ln = l
+	t.mu.Unlock()
+	return l
+}
+
+// Close closes the listener. Accept calls in progress count as open
+// connections until they return.
+func (l *Listener) Close() error {
+	l.closed.Store(true)
+	return l.Listener.Close()
+}
+
+// settling is how many Accept calls are still in progress on the closed
+// listener.
+func (l *Listener) settling() int {
+	if l == nil || !l.closed.Load() {
+		return 0
+	}
+	return int(l.inAccept.Load())
+}
+
+// acceptDone ends an Accept call; the last one to return from a closed
+// listener tells the tracker's watcher.
+func (l *Listener) acceptDone() {
+	if l.inAccept.Add(-1) == 0 && l.closed.Load() {
+		l.t.changed()
+	}
 }
 
 // Accepting returns a channel closed once Accept has been called: the
@@ -78,8 +114,10 @@ func (l *Listener) Accepting() <-chan struct{} { return l.accepting }
 // Accept waits for a connection and tracks it.
 func (l *Listener) Accept() (net.Conn, error) {
 	l.once.Do(func() { close(l.accepting) })
+	l.inAccept.Add(1)
 	nc, err := l.Listener.Accept()
 	if err != nil {
+		l.acceptDone()
 		return nil, err
 	}
 	c := &Conn{Conn: nc, t: l.t}
@@ -89,6 +127,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 	l.t.conns[c] = struct{}{}
 	c.count.Store(l.t.counting.Load()) // under t.mu: Sweep sets both under it
 	l.t.mu.Unlock()
+	l.acceptDone()                  // counted in conns from here on
 	c.startPhase(l.t.header, false) // once the reaper can see c
 	return c, nil
 }
@@ -280,11 +319,14 @@ func (t *Tracker) Handshaking() bool {
 	return false
 }
 
-// Len is the number of open tracked connections.
+// Len is the number of open tracked connections, with the Accept calls
+// still in progress on the closed listener: a drain that counted only
+// the connections could end while an Accept holds one the kernel has just
+// handed it, and the process's exit would cut it.
 func (t *Tracker) Len() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.conns)
+	return len(t.conns) + t.ln.settling()
 }
 
 // pendingRetry is how soon a sweep looks again at a quiet connection that

@@ -341,3 +341,64 @@ func TestChangedReportsEndsAndStates(t *testing.T) {
 		t.Fatalf("%d calls after the connection closed (twice), want 2", n)
 	}
 }
+
+// handingListener's Accept takes a connection from its channel, even once
+// closed: the kernel handed one over just as the listener was closed.
+type handingListener struct {
+	net.Listener
+	conns   chan net.Conn
+	waiting chan struct{} // closed once Accept waits
+}
+
+func (l *handingListener) Accept() (net.Conn, error) {
+	close(l.waiting)
+	c, ok := <-l.conns
+	if !ok {
+		return nil, net.ErrClosed
+	}
+	return c, nil
+}
+
+func (l *handingListener) Close() error { return nil }
+
+// TestAcceptInProgressCountsAsOpen: once the listener is closed, an Accept
+// still in progress counts as an open connection (a drain waits for it)
+// until the connection it returns is tracked, and the watcher hears when
+// the last one returns.
+func TestAcceptInProgressCountsAsOpen(t *testing.T) {
+	inner := &handingListener{conns: make(chan net.Conn, 1), waiting: make(chan struct{})}
+	tr := NewTracker(http.StateNew)
+	var changes atomic.Int32
+	tr.Changed = func() { changes.Add(1) }
+	ln := tr.Listen(inner)
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			t.Error(err)
+		}
+		accepted <- c
+	}()
+	<-inner.waiting
+	if n := tr.Len(); n != 0 {
+		t.Fatalf("Len = %d with the listener open, want 0: an Accept waiting for a client is not a connection", n)
+	}
+	ln.Close()
+	if n := tr.Len(); n != 1 {
+		t.Fatalf("Len = %d with an Accept in progress on the closed listener, want 1", n)
+	}
+	server, client := net.Pipe()
+	defer client.Close()
+	inner.conns <- server
+	c := <-accepted
+	if n := tr.Len(); n != 1 {
+		t.Fatalf("Len = %d with the accepted connection open, want 1", n)
+	}
+	if changes.Load() == 0 {
+		t.Error("the watcher was not told that the last Accept returned")
+	}
+	c.Close()
+	if n := tr.Len(); n != 0 {
+		t.Fatalf("Len = %d after the connection closed, want 0", n)
+	}
+}
