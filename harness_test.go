@@ -218,12 +218,36 @@ func (s *server) killAll() {
 	}
 	if s.t.Failed() {
 		if b, err := os.ReadFile(s.logFile); err == nil {
+			s.t.Logf("server log, warnings and errors:\n%s", warnings(b, 40))
 			if len(b) > 8000 {
 				b = b[len(b)-8000:]
 			}
 			s.t.Logf("server log (tail):\n%s", b)
 		}
 	}
+}
+
+// warnings returns the lines of log at level warn or error, the first
+// three of each message, max lines at most.
+func warnings(log []byte, max int) string {
+	var b strings.Builder
+	seen := map[string]int{}
+	n := 0
+	for line := range strings.Lines(string(log)) {
+		if n == max {
+			break
+		}
+		if !strings.Contains(line, `"level":"warn"`) && !strings.Contains(line, `"level":"error"`) {
+			continue
+		}
+		_, msg, _ := strings.Cut(line, `"message":`)
+		if seen[msg]++; seen[msg] > 3 {
+			continue
+		}
+		b.WriteString(line)
+		n++
+	}
+	return b.String()
 }
 
 // waitStopped waits (2 s at most) until every process of pids is

@@ -31,7 +31,7 @@ func clientRace(err error) bool { return strings.Contains(err.Error(), "H3_NO_ER
 // tally logs a request's error and counts it as quic-go's client race or
 // as a failure.
 func tally(t *testing.T, err error, failed, raced *atomic.Int64) {
-	t.Logf("request: %v", err)
+	t.Logf("%s request: %v", time.Now().UTC().Format("15:04:05.000"), err)
 	if clientRace(err) {
 		raced.Add(1)
 	} else {

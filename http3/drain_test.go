@@ -274,3 +274,69 @@ func TestDrainSeesMarker(t *testing.T) {
 		t.Fatalf("log:\n%s", s)
 	}
 }
+
+// TestRefusalReported: when quic-go refuses a connection it has begun
+// (here its listener is closed while the client's second Initial is held
+// back), the connection is counted as refused and reported, so that an
+// operator sees a client turned away.
+func TestRefusalReported(t *testing.T) {
+	ca, pair, pc, _ := drainFixture(t)
+	begun := make(chan struct{}, 16)
+	testHookBegun = func() { begun <- struct{}{} }
+	defer func() { testHookBegun = nil }()
+	reported := make(chan net.Addr, 1)
+	h := newHandshakes(func(a net.Addr) { reported <- a })
+	str := &quic.Transport{Conn: pc, ConnContext: h.begin}
+	defer str.Close()
+	ln, err := str.ListenEarly(qhttp3.ConfigureTLSConfig(&tls.Config{Certificates: []tls.Certificate{pair}}), &quic.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay := newHoldingRelay(t, pc.LocalAddr().(*net.UDPAddr))
+	client, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ctr := &quic.Transport{Conn: client}
+	defer ctr.Close()
+	dialed := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c, err := ctr.Dial(ctx, relay.front.LocalAddr(), &tls.Config{
+			RootCAs: ca.Pool(), ServerName: "127.0.0.1", NextProtos: []string{qhttp3.NextProtoH3},
+			CurvePreferences: []tls.CurveID{tls.X25519MLKEM768}, // a ClientHello of two Initials
+		}, &quic.Config{})
+		if err == nil {
+			c.CloseWithError(0, "")
+		}
+		dialed <- err
+	}()
+	select {
+	case <-begun:
+	case err := <-dialed:
+		t.Fatalf("the handshake ended before it could be held: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server began no connection")
+	}
+	ln.Close() // quic-go refuses the connection in its handshake
+	relay.release()
+	select {
+	case a := <-reported:
+		if a.String() != relay.front.LocalAddr().String() {
+			t.Errorf("reported %v, the client is %v", a, relay.front.LocalAddr())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the refusal was not reported")
+	}
+	h.mu.Lock()
+	refused, abandoned, open := h.refused, h.abandoned, h.open
+	h.mu.Unlock()
+	if refused != 1 || abandoned != 1 || open != 0 {
+		t.Errorf("refused %d, abandoned %d, open %d; want 1, 1, 0", refused, abandoned, open)
+	}
+	if err := <-dialed; err == nil || !strings.Contains(err.Error(), "CONNECTION_REFUSED") {
+		t.Errorf("the client's dial: %v, want CONNECTION_REFUSED", err)
+	}
+}

@@ -84,7 +84,9 @@ func serve(ctx context.Context, pc net.PacketConn, env listen.CompanionEnv) {
 	defer r.Close()
 	rst := quic.StatelessResetKey(keys.StatelessRst)
 	tok := quic.TokenGeneratorKey(keys.Token)
-	begun := newHandshakes()
+	begun := newHandshakes(func(remote net.Addr) {
+		log.Warn().Str("remote", remote.String()).Msg("HTTP/3: quic-go refused a connection in its handshake")
+	})
 	tr := &quic.Transport{
 		Conn:                  r,
 		ConnectionIDGenerator: cidGenerator{r},
@@ -188,9 +190,9 @@ func serve(ctx context.Context, pc net.PacketConn, env listen.CompanionEnv) {
 	}
 	st := r.Stats()
 	begun.mu.Lock()
-	abandoned := begun.abandoned
+	abandoned, refused := begun.abandoned, begun.refused
 	begun.mu.Unlock()
-	log.Info().Int64("late_conns", lateN.Load()).Int64("abandoned_handshakes", abandoned).Int64("local", st.Local).Int64("received", st.Received).Int64("forwarded", st.Forwarded).
+	log.Info().Int64("late_conns", lateN.Load()).Int64("abandoned_handshakes", abandoned).Int64("refused_handshakes", refused).Int64("local", st.Local).Int64("received", st.Received).Int64("forwarded", st.Forwarded).
 		Int64("unknown", st.Unknown).Int64("malformed", st.Malformed).Int64("foreign", st.Foreign).
 		Int64("no_route", st.NoRoute).Int64("overflow", st.Overflow).Msg("HTTP/3 drained; packets routed")
 }
@@ -211,11 +213,18 @@ type handshakes struct {
 	mu        sync.Mutex
 	open      int
 	abandoned int64         // connections that ended before a server took them
+	refused   int64         // of those, the ones quic-go refused (CONNECTION_REFUSED)
 	marked    bool          // quic-go saw a marker
 	wake      chan struct{} // one slot: open or marked changed
+
+	// onRefused reports a connection quic-go refused: its listener was
+	// closed during the handshake, or its accept queue was full.
+	onRefused func(remote net.Addr)
 }
 
-func newHandshakes() *handshakes { return &handshakes{wake: make(chan struct{}, 1)} }
+func newHandshakes(onRefused func(net.Addr)) *handshakes {
+	return &handshakes{wake: make(chan struct{}, 1), onRefused: onRefused}
+}
 
 // pendingKey is the context key of a connection's *pending.
 type pendingKey struct{}
@@ -245,11 +254,28 @@ func (h *handshakes) begin(ctx context.Context, info *quic.ClientInfo) (context.
 	h.open++
 	h.mu.Unlock()
 	ctx = context.WithValue(ctx, pendingKey{}, p)
-	p.stop = context.AfterFunc(ctx, func() { p.done(true) }) // the handshake failed, or the connection closed
+	p.stop = context.AfterFunc(ctx, func() { // the handshake failed, or the connection closed
+		p.done(true)
+		if refusedHere(context.Cause(ctx)) {
+			h.mu.Lock()
+			h.refused++
+			h.mu.Unlock()
+			if h.onRefused != nil {
+				h.onRefused(info.RemoteAddr)
+			}
+		}
+	})
 	if testHookBegun != nil {
 		testHookBegun()
 	}
 	return ctx, nil
+}
+
+// refusedHere reports whether err, why a connection ended, is this
+// side's CONNECTION_REFUSED.
+func refusedHere(err error) bool {
+	var te *quic.TransportError
+	return errors.As(err, &te) && te.ErrorCode == quic.ConnectionRefused && !te.Remote
 }
 
 // Test hooks: a connection was begun; the drain waits with open
