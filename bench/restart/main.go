@@ -235,8 +235,8 @@ loop:
 		filepath.Base(bin), mode, duration, conns, restarts, failedRestarts)
 	fmt.Printf("requests=%d rps=%.0f socket_errors: connect=%d read=%d write=%d timeout=%d non2xx=%d failed=%d\n",
 		res.Requests, res.RPS, res.Connect, res.Read, res.Write, res.Timeout, res.Non2xx, res.Failed)
-	fmt.Printf("slow_requests=%d slow_cut=%d sighup_to_new_process: median=%v max=%v processes_left=%d\n",
-		slowOK.Load()+slowCut.Load(), slowCut.Load(), median.Round(time.Millisecond), maxTook.Round(time.Millisecond), len(live))
+	fmt.Printf("slow_requests=%d slow_cut=%d sighup_to_new_process: median=%v max=%v probes=%d processes_left=%d\n",
+		slowOK.Load()+slowCut.Load(), slowCut.Load(), median.Round(time.Millisecond), maxTook.Round(time.Millisecond), probes.Load(), len(live))
 	if res.Requests > 0 {
 		fmt.Printf("server_cpu=%v client_cpu=%v server_cpu_per_request=%.2fus\n", serverCPU.Round(time.Millisecond),
 			loaderCPU.Round(time.Millisecond), float64(serverCPU.Microseconds())/float64(res.Requests))
@@ -295,11 +295,29 @@ func waitUp(base string, timeout time.Duration) error {
 	return errors.New("server did not come up")
 }
 
-// waitNewPID polls /pid until another process than old answers.
+// probe asks the server which process answers, over one keep-alive
+// connection: a new connection per question (every millisecond of a
+// restart) would load the server in proportion to how long its restart
+// takes, with requests the load generator does not count.
+var probe = &http.Client{
+	Timeout: 10 * time.Second,
+	Transport: &http.Transport{
+		MaxIdleConnsPerHost: 1,
+		TLSClientConfig:     &tls.Config{InsecureSkipVerify: true}, // the bench's own CA
+	},
+}
+
+// probes counts the questions waitNewPID asked.
+var probes atomic.Int64
+
+// waitNewPID polls /pid until another process than old answers. The old
+// process closes the probe's connection as it drains, and the next one
+// reaches the new process.
 func waitNewPID(base string, old int, timeout time.Duration) (int, error) {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		resp, err := client.Get(base + "/pid")
+		probes.Add(1)
+		resp, err := probe.Get(base + "/pid")
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
