@@ -85,6 +85,19 @@ func (r *holdingRelay) release() {
 	}
 }
 
+// clientTransport is a QUIC transport for clients on a loopback socket of
+// its own, closed when the test ends.
+func clientTransport(t *testing.T) *quic.Transport {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &quic.Transport{Conn: c}
+	t.Cleanup(func() { tr.Close(); c.Close() })
+	return tr
+}
+
 // drainFixture returns a CA and a certificate it issued for 127.0.0.1, a
 // UDP socket (closed when the test ends) and a family secret.
 func drainFixture(t *testing.T) (*testcert.CA, tls.Certificate, *net.UDPConn, []byte) {
@@ -171,13 +184,7 @@ func TestDrainWaitsForHandshakes(t *testing.T) {
 	}()
 
 	relay := newHoldingRelay(t, pc.LocalAddr().(*net.UDPAddr))
-	client, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	qtr := &quic.Transport{Conn: client}
-	defer qtr.Close()
+	qtr := clientTransport(t)
 	tr := &qhttp3.Transport{
 		// A post-quantum key share makes the ClientHello span two
 		// Initial packets: the server begins the connection on the
@@ -293,13 +300,7 @@ func TestRefusalReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	relay := newHoldingRelay(t, pc.LocalAddr().(*net.UDPAddr))
-	client, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	ctr := &quic.Transport{Conn: client}
-	defer ctr.Close()
+	ctr := clientTransport(t)
 	dialed := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
