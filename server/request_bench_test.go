@@ -135,6 +135,9 @@ func (l *memListener) Accept() (net.Conn, error) {
 func (l *memListener) Close() error   { l.once.Do(func() { close(l.closed) }); return nil }
 func (l *memListener) Addr() net.Addr { return memAddr{} }
 
+// memHandler answers every request with a two-byte body.
+var memHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })
+
 const memRequest = "GET / HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\n\r\n"
 
 // BenchmarkKeepAliveRequest measures the server's side of a keep-alive
@@ -156,12 +159,12 @@ func BenchmarkKeepAliveRequest(b *testing.B) {
 		go func() { sd.errc <- serve(ln) }()
 		return sd
 	}
-	plain := start((&http.Server{Handler: okHandler}).Serve, newMemListener())
+	plain := start((&http.Server{Handler: memHandler}).Serve, newMemListener())
 
 	s := New()
 	spec := &listen.Spec{}
 	spec.SetKind(listen.KindHTTP)
-	spec.Handler = okHandler
+	spec.Handler = memHandler
 	hln := newMemListener()
 	svc, err := s.newService(decl{name: "bench", spec: spec}, hln, false, links{})
 	if err != nil {
