@@ -260,12 +260,20 @@ loop:
 	return nil
 }
 
-var client = &http.Client{
-	Timeout: 10 * time.Second,
-	Transport: &http.Transport{
-		DisableKeepAlives: true,
-		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, // the bench's own CA
-	},
+// client makes a new connection for every request.
+var client = benchClient(false)
+
+// benchClient is a client of the bench's server (whose CA is the bench's
+// own), with or without keep-alive (one idle connection).
+func benchClient(keepAlive bool) *http.Client {
+	return &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{
+			DisableKeepAlives:   !keepAlive,
+			MaxIdleConnsPerHost: 1,
+			TLSClientConfig:     &tls.Config{InsecureSkipVerify: true},
+		},
+	}
 }
 
 func get(url, prefix string) error {
@@ -299,13 +307,7 @@ func waitUp(base string, timeout time.Duration) error {
 // connection: a new connection per question (every millisecond of a
 // restart) would load the server in proportion to how long its restart
 // takes, with requests the load generator does not count.
-var probe = &http.Client{
-	Timeout: 10 * time.Second,
-	Transport: &http.Transport{
-		MaxIdleConnsPerHost: 1,
-		TLSClientConfig:     &tls.Config{InsecureSkipVerify: true}, // the bench's own CA
-	},
-}
+var probe = benchClient(true)
 
 // probes counts the questions waitNewPID asked.
 var probes atomic.Int64
