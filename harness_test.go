@@ -131,8 +131,6 @@ func launch(t *testing.T, o launchOpts, extra ...string) *server {
 		t:        t,
 		dir:      dir,
 		bin:      filepath.Join(dir, "server"),
-		api:      freeAddr(t),
-		echo:     freeAddr(t),
 		pidFile:  filepath.Join(dir, "server.pid"),
 		modeFile: filepath.Join(dir, "mode"),
 		logFile:  filepath.Join(dir, "server.log"),
@@ -146,9 +144,42 @@ func launch(t *testing.T, o launchOpts, extra ...string) *server {
 	if err := os.WriteFile(s.bin, data, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(s.killAll)
+	ready := o.ready
+	if ready == nil {
+		ready = func(s *server) bool { return s.pidFromFile() == s.firstPID }
+	}
+	// A free port may be taken by another test's process between the
+	// look for it and the server's bind: a server that exits for that
+	// reason before it serves is started again on other ports.
+	for attempt := 1; ; attempt++ {
+		s.api, s.echo = freeAddr(t), freeAddr(t)
+		s.start(o, extra)
+		lostPort := false
+		waitFor(t, 20*time.Second, "the server to serve", func() bool {
+			lostPort = s.lostPort()
+			return lostPort || ready(s)
+		})
+		if !lostPort || attempt == 3 {
+			if lostPort {
+				t.Fatalf("the server could not bind its ports %d times", attempt)
+			}
+			return s
+		}
+		s.first.Wait()
+		s.mu.Lock()
+		delete(s.known, s.firstPID) // reaped: its pid may be another process's soon
+		s.mu.Unlock()
+		t.Logf("the server lost a port to another process (%s, %s); starting it again", s.api, s.echo)
+	}
+}
+
+// start runs the first process of s, its output going to the log.
+func (s *server) start(o launchOpts, extra []string) {
+	s.t.Helper()
 	logf, err := os.Create(s.logFile)
 	if err != nil {
-		t.Fatal(err)
+		s.t.Fatal(err)
 	}
 	defer logf.Close()
 	args := append([]string{"-api", s.api, "-echo", s.echo, "-pidfile", s.pidFile, "-mode", s.modeFile}, extra...)
@@ -163,20 +194,23 @@ func launch(t *testing.T, o launchOpts, extra ...string) *server {
 	s.first.SysProcAttr = &syscall.SysProcAttr{Setpgid: o.ownGroup}
 	s.first.Dir = o.dir
 	if err := s.first.Start(); err != nil {
-		t.Fatal(err)
+		s.t.Fatal(err)
 	}
 	s.firstPID = s.first.Process.Pid
 	s.remember(s.firstPID)
-	t.Cleanup(s.killAll)
 	if o.trigger != nil {
 		o.trigger(s)
 	}
-	ready := o.ready
-	if ready == nil {
-		ready = func(s *server) bool { return s.pidFromFile() == s.firstPID }
+}
+
+// lostPort reports whether the first process has exited because an
+// address it was to listen on was in use.
+func (s *server) lostPort() bool {
+	if p, ok := procfs.Of(s.firstPID); ok && p.State != "Z" {
+		return false
 	}
-	waitFor(t, 20*time.Second, "the server to serve", func() bool { return ready(s) })
-	return s
+	b, _ := os.ReadFile(s.logFile)
+	return strings.Contains(strings.ToLower(string(b)), "address already in use")
 }
 
 func (s *server) remember(pid int) {
