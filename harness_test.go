@@ -27,8 +27,9 @@ import (
 	"github.com/handoff-go/handoff/internal/procfs"
 )
 
-// testBin is the server binary the end-to-end tests run, built once.
-var testBin string
+// testBin is the server binary the end-to-end tests run, built once, in
+// binDir.
+var testBin, binDir string
 
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
@@ -47,6 +48,7 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	binDir = dir
 	testBin = filepath.Join(dir, "testbin")
 	if err := buildTestBin(testBin, "1"); err != nil {
 		fmt.Fprintln(os.Stderr, err)

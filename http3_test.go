@@ -3,11 +3,15 @@
 package handoff_test
 
 import (
-	"context"
+	"bufio"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -17,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quic-go/quic-go"
 	qhttp3 "github.com/quic-go/quic-go/http3"
 )
 
@@ -282,43 +285,120 @@ func TestHTTP3ConnectionOutlivesRestarts(t *testing.T) {
 // the new process accepts and answers.
 func TestHTTP3ZeroRTTAcrossRestart(t *testing.T) {
 	s := startTLSServer(t, "-h3")
-	cache := tls.NewLRUClientSessionCache(8)
-	var last atomic.Pointer[quic.Conn]
-	client := func() (*http.Client, *qhttp3.Transport) {
-		tr := &qhttp3.Transport{
-			TLSClientConfig: &tls.Config{RootCAs: s.roots(), ServerName: "127.0.0.1", ClientSessionCache: cache},
-			Dial: func(ctx context.Context, addr string, tlsCfg *tls.Config, cfg *quic.Config) (*quic.Conn, error) {
-				c, err := quic.DialAddrEarly(ctx, addr, tlsCfg, cfg)
-				last.Store(c)
-				return c, err
-			},
-		}
-		return &http.Client{Transport: tr, Timeout: 10 * time.Second}, tr
+	c := startH3Process(t, s)
+	first := c.do(t, "get", "/")
+	if first.Err != "" || first.Status != http.StatusOK {
+		t.Fatalf("first request: %+v", first)
 	}
-	c, tr := client()
-	if _, err := h3Get(c, s.addr, "/"); err != nil {
-		t.Fatal(err)
-	}
-	tr.Close() // the ticket is in the cache
 	now := s.restart()
-	c, tr = client()
-	defer tr.Close()
-	req, _ := http.NewRequest(qhttp3.MethodGet0RTT, "https://"+s.addr+"/pid", nil)
-	resp, err := c.Do(req)
+	// The ticket the old process issued lets the client send this request
+	// in its first flight, to the new process.
+	r := c.do(t, "early", "/pid")
+	if r.Err != "" || r.Status != http.StatusOK || r.Body != fmt.Sprint(now) || r.Proto != "HTTP/3.0" {
+		t.Fatalf("0-RTT request: %+v; %d serves", r, now)
+	}
+	if !r.Resumed {
+		t.Fatal("the session did not resume with the new process")
+	}
+	if !r.Used0RTT {
+		t.Fatal("the new process did not accept 0-RTT")
+	}
+}
+
+// h3Process is an HTTP/3 client in a process of its own (internal/h3client,
+// built without the race detector: quic-go's client races while it sends
+// 0-RTT data, quic-go issue 4303). Its connections share a session cache.
+type h3Process struct {
+	s     *tlsServer
+	in    io.Writer
+	lines chan string
+}
+
+// h3ClientBin builds internal/h3client once, without -race.
+var h3ClientBin = sync.OnceValues(func() (string, error) {
+	out := filepath.Join(binDir, "h3client")
+	if b, err := exec.Command("go", "build", "-o", out, "./internal/h3client").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, b)
+	}
+	return out, nil
+})
+
+// h3Result is what internal/h3client reports of a request.
+type h3Result struct {
+	Status   int    `json:"status"`
+	Proto    string `json:"proto"`
+	Body     string `json:"body"`
+	Resumed  bool   `json:"resumed"`
+	Used0RTT bool   `json:"used_0rtt"`
+	Err      string `json:"error"`
+}
+
+// startH3Process starts an HTTP/3 client process trusting s's CA, and kills
+// it at the end of the test.
+func startH3Process(t *testing.T, s *tlsServer) *h3Process {
+	t.Helper()
+	bin, err := h3ClientBin()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if string(b) != fmt.Sprint(now) || resp.ProtoMajor != 3 {
-		t.Fatalf("0-RTT request: %s %q over %s; %d serves", resp.Status, b, resp.Proto, now)
+	roots := filepath.Join(t.TempDir(), "roots.pem")
+	if err := os.WriteFile(roots, s.ca.PEM, 0o600); err != nil {
+		t.Fatal(err)
 	}
-	if !resp.TLS.DidResume {
-		t.Fatal("the session did not resume with the new process")
+	cmd := exec.Command(bin, "-roots", roots)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !last.Load().ConnectionState().Used0RTT {
-		t.Fatal("the new process did not accept 0-RTT")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
 	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &h3Process{s: s, in: in, lines: make(chan string)}
+	go func() {
+		defer close(p.lines)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			p.lines <- sc.Text()
+		}
+	}()
+	t.Cleanup(func() {
+		syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
+		for range p.lines { // (a line no request waited for)
+		}
+		cmd.Wait()
+		if t.Failed() && stderr.Len() > 0 {
+			t.Logf("h3client: %s", stderr.String())
+		}
+	})
+	return p
+}
+
+// do sends one request ("get" or "early") for path and returns its result.
+func (p *h3Process) do(t *testing.T, verb, path string) h3Result {
+	t.Helper()
+	if _, err := fmt.Fprintf(p.in, "%s https://%s%s\n", verb, p.s.addr, path); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case line, ok := <-p.lines:
+		if !ok {
+			t.Fatalf("h3client ended before it answered %s %s", verb, path)
+		}
+		var r h3Result
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("h3client answered %q: %v", line, err)
+		}
+		return r
+	case <-time.After(30 * time.Second): // (each request has 10 s)
+		t.Fatalf("h3client did not answer %s %s", verb, path)
+	}
+	return h3Result{}
 }
 
 // TestHTTP3CertificateReload: HTTP/3 serves the listener's certificates,
