@@ -28,6 +28,22 @@ func (s *Server) familySecret() []byte {
 	return s.family
 }
 
+// familyForChild is the family secret a restart passes on, or nil: a
+// process passes the one it has, and one that serves a companion makes
+// it if it has not yet. A program without companions neither makes a
+// secret nor puts one in its children's environment; a child that
+// declares a companion makes its own.
+func (s *Server) familyForChild() []byte {
+	for _, d := range s.decls {
+		if d.spec.Companion != nil {
+			return s.familySecret()
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.family
+}
+
 // companionDecl declares the socket of a companion of the listener name
 // at a: a UDP socket on the same address, served like a Packet listener.
 func (s *Server) companionDecl(name string, a listen.Addr, c *listen.Companion) (decl, error) {

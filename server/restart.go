@@ -198,7 +198,9 @@ func (s *Server) startChild(socks []socket, gen int, extra, drop []string) (osx.
 		env = s.cfg.childEnv(withoutHandoff(env))
 	}
 	env = append(childEnv(env, m, s.sys.Getpid(), gen), extra...)
-	env = append(env, protocol.EnvFamily+"="+hex.EncodeToString(s.familySecret()))
+	if fam := s.familyForChild(); fam != nil {
+		env = append(env, protocol.EnvFamily+"="+hex.EncodeToString(fam))
+	}
 	var activated []string
 	for _, n := range names {
 		if s.activated[n] {

@@ -312,6 +312,11 @@ func TestRestartHandsOff(t *testing.T) {
 	if slices.Contains(env, "ENDLESS_SOCKET_ORDER=stale") {
 		t.Errorf("child env kept a stale manifest: %v", env)
 	}
+	for _, kv := range env {
+		if strings.HasPrefix(kv, protocol.EnvFamily+"=") {
+			t.Errorf("a program without companions passed a family secret: %v", env)
+		}
+	}
 	if !s.handedOff {
 		t.Error("handedOff not set")
 	}
