@@ -255,6 +255,15 @@ func (s *server) killAll() {
 	if s.t.Failed() {
 		if b, err := os.ReadFile(s.logFile); err == nil {
 			s.t.Logf("server log, warnings and errors:\n%s", warnings(b, 40))
+			if w := ofWarners(b, 80); w != "" {
+				s.t.Logf("server log, every line of the processes that warned:\n%s", w)
+			}
+			if dir := os.Getenv("HANDOFF_TEST_KEEP_LOGS"); dir != "" {
+				name := strings.ReplaceAll(s.t.Name(), "/", "_") + ".log"
+				if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+					s.t.Log(err)
+				}
+			}
 			if len(b) > 8000 {
 				b = b[len(b)-8000:]
 			}
@@ -282,6 +291,46 @@ func warnings(log []byte, max int) string {
 		}
 		b.WriteString(line)
 		n++
+	}
+	return b.String()
+}
+
+// ofWarners returns every line of log from the processes that logged a
+// warning or an error, max lines at most: what each of them did before
+// and after.
+func ofWarners(log []byte, max int) string {
+	pidOf := func(line string) string {
+		_, rest, ok := strings.Cut(line, `"pid":`)
+		if !ok {
+			return ""
+		}
+		n, _, _ := strings.Cut(rest, ",")
+		return n
+	}
+	// The tests' certificates are valid for an hour: every TLS process
+	// warns that its certificate expires soon, which says nothing.
+	const expiring = `"message":"certificate expires soon"`
+	warned := map[string]bool{}
+	for line := range strings.Lines(string(log)) {
+		if strings.Contains(line, expiring) {
+			continue
+		}
+		if strings.Contains(line, `"level":"warn"`) || strings.Contains(line, `"level":"error"`) {
+			if p := pidOf(line); p != "" {
+				warned[p] = true
+			}
+		}
+	}
+	var b strings.Builder
+	n := 0
+	for line := range strings.Lines(string(log)) {
+		if n == max {
+			break
+		}
+		if warned[pidOf(line)] && !strings.Contains(line, expiring) {
+			b.WriteString(line)
+			n++
+		}
 	}
 	return b.String()
 }
