@@ -341,3 +341,89 @@ func TestRefusalReported(t *testing.T) {
 		t.Errorf("the client's dial: %v, want CONNECTION_REFUSED", err)
 	}
 }
+
+// TestLateConnectionServesItsBurst: a connection accepted during the drain
+// is told GOAWAY only once the requests that follow its first one have
+// come and gone quiet; none of them is rejected. (quic-go's client sends
+// every request that waited for the connection as its handshake completes,
+// often retries of requests the drain rejected.)
+func TestLateConnectionServesItsBurst(t *testing.T) {
+	defer func(g, q time.Duration) { lateGrace, quietGap = g, q }(lateGrace, quietGap)
+	lateGrace, quietGap = 20*time.Second, 2*time.Second // the burst comes well within quietGap
+
+	ca, pair, pc, _ := drainFixture(t)
+	str := &quic.Transport{Conn: pc}
+	defer str.Close()
+	ln, err := str.Listen(tlsConfig(&tls.Config{Certificates: []tls.Certificate{pair}}, [32]byte{}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	firstSeen, release := make(chan struct{}), make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/first" {
+			close(firstSeen)
+			<-release
+		}
+		io.WriteString(w, "ok")
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		c, err := ln.Accept(ctx)
+		if err != nil {
+			return
+		}
+		serveLate(ctx, c, h, newHandshakes(nil))
+	}()
+
+	conn, err := clientTransport(t).Dial(ctx, pc.LocalAddr(),
+		&tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1", NextProtos: []string{qhttp3.NextProtoH3}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseWithError(0, "")
+	cc := (&qhttp3.Transport{}).NewClientConn(conn) // no retries: a rejection is an error
+	get := func(path string) error {
+		req, _ := http.NewRequest(http.MethodGet, "https://127.0.0.1"+path, nil)
+		resp, err := cc.RoundTrip(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil && string(b) != "ok" {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	first := make(chan error, 1)
+	go func() { first <- get("/first") }()
+	select {
+	case <-firstSeen:
+	case err := <-first:
+		t.Fatalf("the first request ended before it was served: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first request was not served")
+	}
+	errs := make(chan error, 9)
+	for range 9 {
+		go func() { errs <- get("/") }()
+	}
+	for range 9 {
+		if err := <-errs; err != nil {
+			t.Errorf("a request of the burst: %v", err)
+		}
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Errorf("the first request: %v", err)
+	}
+	select {
+	case <-served: // told GOAWAY once the burst went quiet, and over
+	case <-time.After(10 * time.Second):
+		t.Fatal("the late connection was not told GOAWAY after its burst")
+	}
+}

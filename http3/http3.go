@@ -417,24 +417,38 @@ func (f *feed) Close() error   { return nil }
 func (f *feed) dropped() *quic.Conn { return f.last }
 
 // lateGrace is how long a connection accepted during the drain is given,
-// once its handshake is complete, to send the request it was made for
-// before it is told GOAWAY.
-const lateGrace = time.Second
+// once its handshake is complete, before it is told GOAWAY; quietGap ends
+// that wait sooner, once the connection's first requests have come and
+// none has come since for that long.
+var (
+	lateGrace = time.Second
+	quietGap  = 50 * time.Millisecond
+)
 
 // serveLate serves c, which quic-go accepted after the drain began, with
-// a server of its own. A client sends its first request as its handshake
-// completes, so the server tells it GOAWAY once that request is being
-// served (or lateGrace after the handshake if none comes): sooner, the
-// request would race the GOAWAY (rejected with H3_REQUEST_REJECTED, or
-// lost to quic-go's client, which closes a connection that has no request
-// in flight when GOAWAY arrives, while it opens one).
+// a server of its own, and tells it GOAWAY once the burst of requests that
+// follows its handshake is over (see waitBurst). Sooner, the GOAWAY would
+// race those requests: quic-go's server rejects each request stream that
+// arrives after its GOAWAY (H3_REQUEST_REJECTED), and its client closes a
+// connection that has no request in flight when GOAWAY arrives, while it
+// opens one.
+//
+// The burst matters more than its first request: quic-go's client retries
+// a rejected request once, on a new connection, and every request that
+// waited for that connection goes out as its handshake completes. A late
+// connection is often that new connection (the client's first packets
+// reached this process before the drain began, or were split between two
+// processes), its requests retries of requests this drain rejected; a
+// second rejection reaches the caller.
 func serveLate(ctx context.Context, c *quic.Conn, h http.Handler, begun *handshakes) {
 	taken := make(chan struct{})
-	asked := make(chan struct{})
-	var once sync.Once
+	arrived := make(chan struct{}, 1)
 	s := &qhttp3.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			once.Do(func() { close(asked) })
+			select {
+			case arrived <- struct{}{}:
+			default:
+			}
 			h.ServeHTTP(w, r)
 		}),
 		ConnContext: func(ctx context.Context, c *quic.Conn) context.Context {
@@ -450,7 +464,7 @@ func serveLate(ctx context.Context, c *quic.Conn, h http.Handler, begun *handsha
 	}()
 	select {
 	case <-taken:
-		waitFirstRequest(ctx, c, asked)
+		waitBurst(ctx, c, arrived)
 		s.Shutdown(ctx)
 	case <-done: // could not serve it (quic-go closes it)
 	}
@@ -458,25 +472,33 @@ func serveLate(ctx context.Context, c *quic.Conn, h http.Handler, begun *handsha
 	c.CloseWithError(h3NoError, "")
 }
 
-// waitFirstRequest waits until asked is closed, or lateGrace after c's
-// handshake completes, or c or ctx ends.
-func waitFirstRequest(ctx context.Context, c *quic.Conn, asked <-chan struct{}) {
+// waitBurst waits, once c's handshake is complete, until requests have
+// come (arrived) and none for quietGap, or lateGrace has passed, or c or
+// ctx ends.
+func waitBurst(ctx context.Context, c *quic.Conn, arrived <-chan struct{}) {
 	select {
 	case <-c.HandshakeComplete():
-	case <-asked:
-		return
 	case <-c.Context().Done():
 		return
 	case <-ctx.Done():
 		return
 	}
-	t := time.NewTimer(lateGrace)
-	defer t.Stop()
-	select {
-	case <-asked:
-	case <-t.C:
-	case <-c.Context().Done():
-	case <-ctx.Done():
+	limit := time.NewTimer(lateGrace)
+	defer limit.Stop()
+	var quiet <-chan time.Time // none until the first request
+	for {
+		select {
+		case <-arrived:
+			quiet = time.After(quietGap)
+		case <-quiet:
+			return
+		case <-limit.C:
+			return
+		case <-c.Context().Done():
+			return
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 
