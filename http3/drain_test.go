@@ -292,7 +292,7 @@ func TestRefusalReported(t *testing.T) {
 	testHookBegun = func() { begun <- struct{}{} }
 	defer func() { testHookBegun = nil }()
 	reported := make(chan net.Addr, 1)
-	h := newHandshakes(func(a net.Addr) { reported <- a })
+	h := newHandshakes(func(a net.Addr, _ int, _ time.Duration) { reported <- a })
 	str := &quic.Transport{Conn: pc, ConnContext: h.begin}
 	defer str.Close()
 	ln, err := str.ListenEarly(qhttp3.ConfigureTLSConfig(&tls.Config{Certificates: []tls.Certificate{pair}}), &quic.Config{})

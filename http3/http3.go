@@ -84,8 +84,9 @@ func serve(ctx context.Context, pc net.PacketConn, env listen.CompanionEnv) {
 	defer r.Close()
 	rst := quic.StatelessResetKey(keys.StatelessRst)
 	tok := quic.TokenGeneratorKey(keys.Token)
-	begun := newHandshakes(func(remote net.Addr) {
-		log.Warn().Str("remote", remote.String()).Msg("HTTP/3: quic-go refused a connection in its handshake")
+	begun := newHandshakes(func(remote net.Addr, open int, after time.Duration) {
+		log.Warn().Str("remote", remote.String()).Int("begun_not_taken", open).Dur("after", after).
+			Msg("HTTP/3: quic-go refused a connection in its handshake")
 	})
 	tr := &quic.Transport{
 		Conn:                  r,
@@ -217,12 +218,14 @@ type handshakes struct {
 	marked    bool          // quic-go saw a marker
 	wake      chan struct{} // one slot: open or marked changed
 
-	// onRefused reports a connection quic-go refused: its listener was
-	// closed during the handshake, or its accept queue was full.
-	onRefused func(remote net.Addr)
+	// onRefused reports a connection quic-go refused (its listener was
+	// closed during the handshake, or its accept queue was full): the
+	// client's address, how many connections begun here are still waiting
+	// for a server, and how long after it began it was refused.
+	onRefused func(remote net.Addr, open int, after time.Duration)
 }
 
-func newHandshakes(onRefused func(net.Addr)) *handshakes {
+func newHandshakes(onRefused func(net.Addr, int, time.Duration)) *handshakes {
 	return &handshakes{wake: make(chan struct{}, 1), onRefused: onRefused}
 }
 
@@ -253,15 +256,17 @@ func (h *handshakes) begin(ctx context.Context, info *quic.ClientInfo) (context.
 	h.mu.Lock()
 	h.open++
 	h.mu.Unlock()
+	began := time.Now()
 	ctx = context.WithValue(ctx, pendingKey{}, p)
 	p.stop = context.AfterFunc(ctx, func() { // the handshake failed, or the connection closed
 		p.done(true)
 		if refusedHere(context.Cause(ctx)) {
 			h.mu.Lock()
 			h.refused++
+			open := h.open
 			h.mu.Unlock()
 			if h.onRefused != nil {
-				h.onRefused(info.RemoteAddr)
+				h.onRefused(info.RemoteAddr, open, time.Since(began))
 			}
 		}
 	})
