@@ -514,3 +514,49 @@ func TestRestartWhileStartingWaits(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// recordingSource remembers which signals are subscribed.
+type recordingSource struct {
+	mu   sync.Mutex
+	subs map[chan<- os.Signal][]os.Signal
+}
+
+func (r *recordingSource) Notify(c chan<- os.Signal, sig ...os.Signal) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.subs == nil {
+		r.subs = map[chan<- os.Signal][]os.Signal{}
+	}
+	r.subs[c] = append(r.subs[c], sig...)
+}
+
+func (r *recordingSource) Stop(c chan<- os.Signal) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.subs, c)
+}
+
+func (r *recordingSource) has(sig os.Signal) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, sigs := range r.subs {
+		if slices.Contains(sigs, sig) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestSignalsSubscribedBeforeServing: once Serving is closed (and READY=1
+// sent), SIGTERM and SIGHUP are routed: a supervisor that signals at once
+// must not meet their default action, the end of the process.
+func TestSignalsSubscribedBeforeServing(t *testing.T) {
+	src := &recordingSource{}
+	s, _ := startServer(t, newFakeOS(t), WithSignals(src))
+	<-s.Serving()
+	for _, sig := range []os.Signal{syscall.SIGTERM, syscall.SIGHUP, syscall.SIGINT} {
+		if !src.has(sig) {
+			t.Errorf("%v not subscribed once serving", sig)
+		}
+	}
+}

@@ -64,12 +64,16 @@ func (s *Server) Serve() error {
 	default:
 		s.setRole(serverRole{s})
 	}
+	// Subscribed before anything is served or reported ready: a SIGTERM
+	// or SIGHUP sent the moment the process is seen to serve must be
+	// routed, not left to its default action (the end of the process).
 	sigCtx, stopSignals := context.WithCancel(context.Background())
-	sigDone := make(chan struct{})
-	go func() {
-		defer close(sigDone)
-		s.router.Run(sigCtx)
-	}()
+	sigDone, err := s.router.Start(sigCtx)
+	if err != nil {
+		stopSignals()
+		s.stop()
+		return fmt.Errorf("server: signals: %w", err)
+	}
 	defer func() {
 		stopSignals()
 		<-sigDone

@@ -150,19 +150,50 @@ var ErrRunning = errors.New("signals: router already running")
 // the deliveries in flight and returns nil. Run may be called once at a
 // time.
 func (r *Router) Run(ctx context.Context) error {
+	ch, err := r.subscribe()
+	if err != nil {
+		return err
+	}
+	r.loop(ctx, ch)
+	return nil
+}
+
+// Start is Run on a goroutine of its own, except that it has subscribed
+// when it returns: a signal sent from then on is routed, never left to its
+// default action (for SIGTERM or SIGHUP, the end of the process). The
+// channel it returns is closed once Run would have returned.
+func (r *Router) Start(ctx context.Context) (<-chan struct{}, error) {
+	ch, err := r.subscribe()
+	if err != nil {
+		return nil, err
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.loop(ctx, ch)
+	}()
+	return done, nil
+}
+
+// subscribe subscribes to every routed signal, and to those routed later
+// until loop ends.
+func (r *Router) subscribe() (chan os.Signal, error) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.running {
-		r.mu.Unlock()
-		return ErrRunning
+		return nil, ErrRunning
 	}
 	r.ch = make(chan os.Signal, bufferSize)
 	r.running = true
 	if len(r.order) > 0 {
 		r.src.Notify(r.ch, r.order...)
 	}
-	ch := r.ch
-	r.mu.Unlock()
+	return r.ch, nil
+}
 
+// loop dispatches what arrives on ch until ctx is done, then
+// unsubscribes and waits for the deliveries in flight.
+func (r *Router) loop(ctx context.Context, ch chan os.Signal) {
 	defer func() {
 		r.mu.Lock()
 		r.src.Stop(ch)
@@ -173,7 +204,7 @@ func (r *Router) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case sig := <-ch:
 			r.wg.Add(1)
 			go func() {

@@ -169,3 +169,37 @@ func TestSlowActionDoesNotBlockOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestStartSubscribesBeforeItReturns: a signal sent the moment Start
+// returns is routed, never left to its default action.
+func TestStartSubscribesBeforeItReturns(t *testing.T) {
+	src := newFakeSource()
+	r := NewRouter(src)
+	termed := make(chan struct{}, 1)
+	r.Handle(syscall.SIGTERM, func() { termed <- struct{}{} })
+	ctx, cancel := context.WithCancel(context.Background())
+	done, err := r.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := src.send(syscall.SIGTERM); n != 1 {
+		t.Fatalf("SIGTERM sent as Start returned reached %d channels, want 1", n)
+	}
+	select {
+	case <-termed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("SIGTERM not dispatched")
+	}
+	if _, err := r.Start(context.Background()); err != ErrRunning {
+		t.Fatalf("second Start = %v, want ErrRunning", err)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Start's loop did not end with its context")
+	}
+	if n := src.subscribed(); n != 0 {
+		t.Fatalf("%d subscriptions left after the loop ended", n)
+	}
+}
