@@ -23,7 +23,7 @@ func TestFamilyForChild(t *testing.T) {
 	}
 
 	s = New()
-	s.decls = append(s.decls, decl{name: "api-quic", spec: &listen.Spec{Companion: &listen.Companion{Suffix: "quic"}}})
+	s.decls = append(s.decls, decl{name: "api", spec: &listen.Spec{Companion: &listen.Companion{Suffix: "quic"}}}) // HTTPS with HTTP/3 beside it
 	first := s.familyForChild()
 	if len(first) != familyLen {
 		t.Fatalf("a companion's process passed %x, want %d bytes", first, familyLen)
