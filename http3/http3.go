@@ -490,11 +490,15 @@ func waitBurst(ctx context.Context, c *quic.Conn, arrived <-chan struct{}) {
 	}
 	limit := time.NewTimer(lateGrace)
 	defer limit.Stop()
+	gap := time.NewTimer(quietGap)
+	gap.Stop()
+	defer gap.Stop()
 	var quiet <-chan time.Time // none until the first request
 	for {
 		select {
 		case <-arrived:
-			quiet = time.After(quietGap)
+			gap.Reset(quietGap) // (Go 1.23 timers: no stale tick after Stop or Reset)
+			quiet = gap.C
 		case <-quiet:
 			return
 		case <-limit.C:
