@@ -427,3 +427,75 @@ func TestLateConnectionServesItsBurst(t *testing.T) {
 		t.Fatal("the late connection was not told GOAWAY after its burst")
 	}
 }
+
+// TestBacklogHoldsAStormOfConnections: more connections complete their
+// handshake at once than quic-go keeps for accepting (32), while the
+// HTTP/3 server takes none of them (as when the handshakes leave it no
+// CPU right after a restart); none is refused, and the server then gets
+// every one.
+func TestBacklogHoldsAStormOfConnections(t *testing.T) {
+	const n = 40
+	ca, pair, pc, _ := drainFixture(t)
+	h := newHandshakes(nil)
+	str := &quic.Transport{Conn: pc, ConnContext: h.begin}
+	defer str.Close()
+	ln, err := str.ListenEarly(qhttp3.ConfigureTLSConfig(&tls.Config{Certificates: []tls.Certificate{pair}}), &quic.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := newAccepted(ln)
+	go q.pump()
+	ctr := clientTransport(t)
+	var wg sync.WaitGroup
+	dialErrs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			c, err := ctr.Dial(ctx, pc.LocalAddr(), &tls.Config{
+				RootCAs: ca.Pool(), ServerName: "127.0.0.1", NextProtos: []string{qhttp3.NextProtoH3},
+			}, &quic.Config{})
+			if err != nil {
+				dialErrs <- err
+				return
+			}
+			t.Cleanup(func() { c.CloseWithError(0, "") })
+		})
+	}
+	wg.Wait()
+	close(dialErrs)
+	for err := range dialErrs {
+		t.Fatalf("dial: %v", err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		q.mu.Lock()
+		held := len(q.conns)
+		q.mu.Unlock()
+		h.mu.Lock()
+		refused := h.refused
+		h.mu.Unlock()
+		if refused != 0 {
+			t.Fatalf("%d connections refused, %d taken from quic-go", refused, held)
+		}
+		if held == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d connections taken from quic-go after 20s", held, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	f := &feed{q: q}
+	for i := range n {
+		c, err := f.Accept(context.Background())
+		if err != nil {
+			t.Fatalf("Accept %d: %v", i, err)
+		}
+		if c.Context().Err() != nil {
+			t.Fatalf("connection %d was closed in the backlog: %v", i, context.Cause(c.Context()))
+		}
+	}
+	ln.Close()
+	<-q.ended
+}

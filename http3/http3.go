@@ -162,7 +162,16 @@ func serve(ctx context.Context, pc net.PacketConn, env listen.CompanionEnv) {
 			case c := <-q.ch:
 				lateOne(c)
 			case <-q.ended:
-				return
+				// The listener is closed; what is still in the backlog
+				// was accepted before, and is served too.
+				for {
+					select {
+					case c := <-q.ch:
+						lateOne(c)
+					default:
+						return
+					}
+				}
 			}
 		}
 	}()
@@ -356,17 +365,30 @@ func (h *handshakes) settle(r *quicroute.Router, stop <-chan struct{}) bool {
 // accepted takes the connections quic-go accepts, for the HTTP/3
 // servers to serve, and remembers them so that hammer time can close
 // them while their clients can still be told.
+//
+// quic-go keeps at most 32 connections that have done their handshake
+// and wait to be accepted, and refuses the next one (CONNECTION_REFUSED,
+// which clients do not retry). Right after a restart every client of the
+// old process connects to the new one at once, and the handshakes keep
+// the CPU busy: a pump that handed each connection to the server before
+// it accepted the next was scheduled too seldom to keep that queue from
+// filling. The pump therefore only moves connections into a backlog of
+// its own, and empties quic-go's queue whenever it runs.
 type accepted struct {
 	ln    *quic.EarlyListener
-	ch    chan *quic.Conn // unbuffered: each is handed to a server that takes it
-	ended chan struct{}   // the listener is closed and ch has seen its last
+	ch    chan *quic.Conn // the backlog, taken by the servers
+	ended chan struct{}   // the listener is closed: nothing more comes into ch
 
 	mu    sync.Mutex
 	conns map[*quic.Conn]struct{}
 }
 
+// acceptBacklog bounds the backlog: past it the pump waits for the
+// servers, and quic-go's own queue takes the rest.
+const acceptBacklog = 1024
+
 func newAccepted(ln *quic.EarlyListener) *accepted {
-	return &accepted{ln: ln, ch: make(chan *quic.Conn), ended: make(chan struct{}), conns: map[*quic.Conn]struct{}{}}
+	return &accepted{ln: ln, ch: make(chan *quic.Conn, acceptBacklog), ended: make(chan struct{}), conns: map[*quic.Conn]struct{}{}}
 }
 
 // pump accepts until the listener is closed.
