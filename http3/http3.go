@@ -370,10 +370,10 @@ func (h *handshakes) settle(r *quicroute.Router, stop <-chan struct{}) bool {
 // and wait to be accepted, and refuses the next one (CONNECTION_REFUSED,
 // which clients do not retry). Right after a restart every client of the
 // old process connects to the new one at once, and the handshakes keep
-// the CPU busy: a pump that handed each connection to the server before
-// it accepted the next was scheduled too seldom to keep that queue from
-// filling. The pump therefore only moves connections into a backlog of
-// its own, and empties quic-go's queue whenever it runs.
+// the CPU busy: a pump that waited for the server to take each
+// connection before it accepted the next would run too seldom to keep
+// that queue from filling. The pump therefore only moves connections into
+// a backlog of its own, and empties quic-go's queue whenever it runs.
 type accepted struct {
 	ln    *quic.EarlyListener
 	ch    chan *quic.Conn // the backlog, taken by the servers
