@@ -98,6 +98,21 @@ func clientTransport(t *testing.T) *quic.Transport {
 	return tr
 }
 
+// listenEarly listens for QUIC connections on pc, as a server with
+// certificate pair whose transport begins each with connContext; the
+// transport is closed when the test ends.
+func listenEarly(t *testing.T, pc net.PacketConn, pair tls.Certificate,
+	connContext func(context.Context, *quic.ClientInfo) (context.Context, error)) *quic.EarlyListener {
+	t.Helper()
+	str := &quic.Transport{Conn: pc, ConnContext: connContext}
+	t.Cleanup(func() { str.Close() })
+	ln, err := str.ListenEarly(qhttp3.ConfigureTLSConfig(&tls.Config{Certificates: []tls.Certificate{pair}}), &quic.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
 // drainFixture returns a CA and a certificate it issued for 127.0.0.1, a
 // UDP socket (closed when the test ends) and a family secret.
 func drainFixture(t *testing.T) (*testcert.CA, tls.Certificate, *net.UDPConn, []byte) {
@@ -293,12 +308,7 @@ func TestRefusalReported(t *testing.T) {
 	defer func() { testHookBegun = nil }()
 	reported := make(chan net.Addr, 1)
 	h := newHandshakes(func(a net.Addr, _ int, _ time.Duration) { reported <- a })
-	str := &quic.Transport{Conn: pc, ConnContext: h.begin}
-	defer str.Close()
-	ln, err := str.ListenEarly(qhttp3.ConfigureTLSConfig(&tls.Config{Certificates: []tls.Certificate{pair}}), &quic.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listenEarly(t, pc, pair, h.begin)
 	relay := newHoldingRelay(t, pc.LocalAddr().(*net.UDPAddr))
 	ctr := clientTransport(t)
 	dialed := make(chan error, 1)
@@ -437,12 +447,7 @@ func TestBacklogHoldsAStormOfConnections(t *testing.T) {
 	const n = 40
 	ca, pair, pc, _ := drainFixture(t)
 	h := newHandshakes(nil)
-	str := &quic.Transport{Conn: pc, ConnContext: h.begin}
-	defer str.Close()
-	ln, err := str.ListenEarly(qhttp3.ConfigureTLSConfig(&tls.Config{Certificates: []tls.Certificate{pair}}), &quic.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listenEarly(t, pc, pair, h.begin)
 	q := newAccepted(ln)
 	go q.pump()
 	ctr := clientTransport(t)
