@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -140,6 +141,59 @@ func TestDrainLetsInFlightRequestsFinish(t *testing.T) {
 	}
 	if h := s.Stats().Hammered; h != 0 {
 		t.Fatalf("%d connections hammered", h)
+	}
+}
+
+// A drain that waits for a long request sleeps until the request ends,
+// instead of waking every so often to look: in an idle process each
+// wake-up costs CPU. It still ends as soon as the request does.
+func TestDrainSleepsUntilARequestEnds(t *testing.T) {
+	var sweeps atomic.Int32
+	testHookSweep = func() { sweeps.Add(1) }
+	t.Cleanup(func() { testHookSweep = nil }) // after the server's own cleanups
+	entered, release := make(chan struct{}), make(chan struct{})
+	s, served := serveWith(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-release
+		io.WriteString(w, "done")
+	}))
+	// A client that closes after its request: once it is answered, its
+	// connection closes and nothing is left to wait for.
+	k := dialKeepAlive(t, s.Addr("api"))
+	got := make(chan string, 1)
+	go func() {
+		body := "no response"
+		if _, err := io.WriteString(k.c, "GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"); err != nil {
+			body = err.Error()
+		} else if resp, err := http.ReadResponse(k.br, nil); err != nil {
+			body = err.Error()
+		} else {
+			b, _ := io.ReadAll(resp.Body)
+			body = string(b)
+		}
+		got <- body
+	}()
+	<-entered
+	s.beginDrain("test")
+	// Nothing ends for a while: the drain sweeps once when it begins, and
+	// not again (a sweep every 250 ms would make 5 or more).
+	time.Sleep(1200 * time.Millisecond)
+	if n := sweeps.Load(); n > 2 {
+		t.Errorf("%d sweeps while nothing ended, want at most 2", n)
+	}
+	released := time.Now()
+	close(release)
+	if body := <-got; body != "done" {
+		t.Fatalf("in-flight request got %q, want done", body)
+	}
+	if err := waitServed(t, served); err != nil {
+		t.Fatal(err)
+	}
+	// net/http keeps the connection open for 500 ms after the response
+	// (to avoid a reset); the drain ends once it closes, woken by the
+	// close, not by a look of its own 5 s later.
+	if took := time.Since(released); took > 3*time.Second {
+		t.Errorf("the drain ended %v after the request did, want it woken at once", took)
 	}
 }
 
