@@ -157,22 +157,10 @@ func serve(ctx context.Context, pc net.PacketConn, env listen.CompanionEnv) {
 	lateDone := make(chan struct{})
 	go func() {
 		defer close(lateDone)
-		for {
-			select {
-			case c := <-q.ch:
-				lateOne(c)
-			case <-q.ended:
-				// The listener is closed; what is still in the backlog
-				// was accepted before, and is served too.
-				for {
-					select {
-					case c := <-q.ch:
-						lateOne(c)
-					default:
-						return
-					}
-				}
-			}
+		// Until the listener is closed, and then what is still in the
+		// backlog: it was accepted before, and is served too.
+		for c := range q.ch {
+			lateOne(c)
 		}
 	}()
 	if !begun.settle(r, r.Done()) {
@@ -376,7 +364,7 @@ func (h *handshakes) settle(r *quicroute.Router, stop <-chan struct{}) bool {
 // a backlog of its own, and empties quic-go's queue whenever it runs.
 type accepted struct {
 	ln    *quic.EarlyListener
-	ch    chan *quic.Conn // the backlog, taken by the servers
+	ch    chan *quic.Conn // the backlog, taken by the servers; closed after the last
 	ended chan struct{}   // the listener is closed: nothing more comes into ch
 
 	mu    sync.Mutex
@@ -394,6 +382,7 @@ func newAccepted(ln *quic.EarlyListener) *accepted {
 // pump accepts until the listener is closed.
 func (q *accepted) pump() {
 	defer close(q.ended)
+	defer close(q.ch) // before ended: a receiver that saw ended finds ch closed
 	for {
 		c, err := q.ln.Accept(context.Background())
 		if err != nil {
@@ -425,7 +414,10 @@ type feed struct {
 func (f *feed) Accept(ctx context.Context) (*quic.Conn, error) {
 	f.last = nil
 	select {
-	case c := <-f.q.ch:
+	case c, ok := <-f.q.ch:
+		if !ok {
+			return nil, quic.ErrServerClosed
+		}
 		f.last = c
 		return c, nil
 	case <-ctx.Done():
