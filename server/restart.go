@@ -297,8 +297,18 @@ func (s *Server) awaitReady(child osx.Process, ready *os.File) error {
 	}
 	timer := time.NewTimer(s.cfg.readyTimeout)
 	defer timer.Stop()
-	poll := time.NewTicker(exitPoll)
-	defer poll.Stop()
+	// The exit is watched where the system can tell of it (a pidfd on
+	// Linux), and polled for elsewhere. A poll wakes this process every
+	// exitPoll while the child starts, and each wake-up of an idle Go
+	// process costs CPU that the serving processes could use.
+	exit, stopWatch := watchExit(child)
+	defer stopWatch()
+	var poll <-chan time.Time
+	if exit == nil {
+		t := time.NewTicker(exitPoll)
+		defer t.Stop()
+		poll = t.C
+	}
 	for {
 		select {
 		case err := <-got:
@@ -315,7 +325,9 @@ func (s *Server) awaitReady(child osx.Process, ready *os.File) error {
 			default:
 				return giveUp(err)
 			}
-		case <-poll.C:
+		case <-exit:
+			return giveUp(ErrChildExited)
+		case <-poll:
 			if exited, _ := child.Poll(); exited {
 				return giveUp(ErrChildExited)
 			}
@@ -327,8 +339,20 @@ func (s *Server) awaitReady(child osx.Process, ready *os.File) error {
 	}
 }
 
+// watchExit returns a channel closed once p has exited, if p can tell
+// (see osx.WatchExit), and the function that ends the watch.
+func watchExit(p osx.Process) (<-chan struct{}, func()) {
+	if w, ok := p.(interface {
+		WatchExit() (<-chan struct{}, func())
+	}); ok {
+		return w.WatchExit()
+	}
+	return nil, func() {}
+}
+
 const (
-	// exitPoll is how often a restart looks whether its child has exited.
+	// exitPoll is how often a restart looks whether its child has exited,
+	// where it cannot be told.
 	exitPoll = 20 * time.Millisecond
 	// exitGrace is how long a child that closed its readiness pipe without
 	// a word gets to exit by itself, so its own status is reported.

@@ -34,6 +34,7 @@ const (
 	childExit                        // exits with status 3 before ready
 	childHang                        // never answers
 	childBadMessage                  // writes something else
+	childOrphanPipe                  // never answers, and its pipe outlives it, held by a process it started
 )
 
 // fakeChild is a child process that never existed.
@@ -52,6 +53,12 @@ type fakeChild struct {
 }
 
 func (c *fakeChild) Pid() int { return c.pid }
+
+// watchedChild is a fakeChild whose exit can be watched, as a real one's
+// can on Linux.
+type watchedChild struct{ *fakeChild }
+
+func (c watchedChild) WatchExit() (<-chan struct{}, func()) { return c.exited, func() {} }
 
 func (c *fakeChild) end(status error) {
 	c.once.Do(func() { c.status = status; close(c.exited) })
@@ -112,6 +119,7 @@ type fakeOS struct {
 	ppid     int
 	next     behaviour
 	obey     bool // children exit when told to stop
+	watch    bool // children can be watched (watchedChild)
 	startErr error
 	children []*fakeChild
 	envs     [][]string
@@ -183,8 +191,13 @@ func (f *fakeOS) start(exe string, argv, env []string, dir string, files []*os.F
 	case childBadMessage:
 		w.Write([]byte("nope!"))
 		w.Close()
+	case childOrphanPipe:
+		f.t.Cleanup(func() { w.Close() })
 	}
 	f.started <- c
+	if f.watch {
+		return watchedChild{c}, nil
+	}
 	return c, nil
 }
 
@@ -369,6 +382,54 @@ func TestRestartFailuresKeepServing(t *testing.T) {
 			}
 			if err := waitServed(t, served); err != nil {
 				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// A child that dies while a process it started holds its readiness pipe
+// is seen dead, by its own status, long before the ready timeout: watched
+// where it can be (then nothing polls it while it starts), polled where
+// it cannot.
+func TestChildExitSeenWhileItsPipeIsHeld(t *testing.T) {
+	for _, watch := range []bool{true, false} {
+		t.Run(map[bool]string{true: "watched", false: "polled"}[watch], func(t *testing.T) {
+			f := newFakeOS(t)
+			f.watch = watch
+			s, served := startServer(t, f, WithReadyTimeout(time.Minute))
+			f.setNext(childOrphanPipe)
+			res := make(chan error, 1)
+			go func() { res <- s.Restart() }()
+			c := <-f.started
+			// While it starts, a watched child is not polled: three poll
+			// periods pass without one.
+			time.Sleep(3 * exitPoll)
+			if n := c.polls.Load(); watch && n != 0 {
+				t.Fatalf("a watched child was polled %d times while it started", n)
+			}
+			c.end(errors.New("exit status 4"))
+			var err error
+			select {
+			case err = <-res:
+			case <-time.After(20 * time.Second):
+				t.Fatal("the child's exit was not seen within 20s")
+			}
+			if !errors.Is(err, ErrChildExited) || !strings.Contains(err.Error(), "exit status 4") {
+				t.Fatalf("Restart = %v; want ErrChildExited with exit status 4", err)
+			}
+			c.mu.Lock()
+			reaped, killed := c.reaped, c.killed
+			c.mu.Unlock()
+			if !reaped || killed {
+				t.Fatalf("dead child: reaped %v, killed %v; want reaped, not killed", reaped, killed)
+			}
+			if st := get(t, s); st != "200 OK" {
+				t.Fatalf("after the failed restart: %s", st)
+			}
+			select {
+			case err := <-served:
+				t.Fatalf("Serve returned after a failed restart: %v", err)
+			default:
 			}
 		})
 	}

@@ -1,0 +1,42 @@
+package osx
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// WatchExit tells when the process has exited, without reaping it and
+// without polling: a pidfd becomes readable once the process is a zombie,
+// and the runtime's poller waits for that as it waits for a socket. It
+// returns a nil channel where the kernel has no pidfd_open (before 5.3),
+// and the caller polls instead. stop ends the watch and waits for it; it
+// may be called more than once.
+func (p *process) WatchExit() (exited <-chan struct{}, stop func()) {
+	fd, err := unix.PidfdOpen(p.pid, unix.PIDFD_NONBLOCK)
+	if err != nil {
+		return nil, func() {}
+	}
+	f := os.NewFile(uintptr(fd), "pidfd")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, func() {}
+	}
+	ch := make(chan struct{})
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		err := rc.Read(func(fd uintptr) bool {
+			n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
+			return n > 0 || err != nil && err != unix.EINTR
+		})
+		if err == nil {
+			close(ch)
+		}
+	}()
+	return ch, func() {
+		f.Close() // ends a Read in progress with an error
+		<-ended
+	}
+}
