@@ -297,18 +297,17 @@ func (s *Server) awaitReady(child osx.Process, ready *os.File) error {
 	}
 	timer := time.NewTimer(s.cfg.readyTimeout)
 	defer timer.Stop()
-	// The exit is watched where the system can tell of it (a pidfd on
-	// Linux), and polled for elsewhere. A poll wakes this process every
-	// exitPoll while the child starts, and each wake-up of an idle Go
-	// process costs CPU that the serving processes could use.
-	exit, stopWatch := watchExit(child)
-	defer stopWatch()
+	// The exit is watched only once the child has had exitWatchAfter to
+	// get ready, which most children are well within: setting a watch up
+	// costs the parent CPU that the serving processes could use. It is
+	// watched where the system can tell of it (a pidfd on Linux), and
+	// polled for elsewhere, every exitPoll.
+	watchSoon := time.NewTimer(exitWatchAfter)
+	defer watchSoon.Stop()
+	var exit <-chan struct{}
 	var poll <-chan time.Time
-	if exit == nil {
-		t := time.NewTicker(exitPoll)
-		defer t.Stop()
-		poll = t.C
-	}
+	stopWatch := func() {}
+	defer func() { stopWatch() }()
 	for {
 		select {
 		case err := <-got:
@@ -324,6 +323,12 @@ func (s *Server) awaitReady(child osx.Process, ready *os.File) error {
 				return giveUp(ErrChildExited)
 			default:
 				return giveUp(err)
+			}
+		case <-watchSoon.C:
+			exit, stopWatch = watchExit(child)
+			if exit == nil {
+				t := time.NewTicker(exitPoll)
+				poll, stopWatch = t.C, t.Stop
 			}
 		case <-exit:
 			return giveUp(ErrChildExited)
@@ -349,6 +354,10 @@ func watchExit(p osx.Process) (<-chan struct{}, func()) {
 	}
 	return nil, func() {}
 }
+
+// exitWatchAfter is how long a starting child goes unwatched; a variable
+// so that tests can change it.
+var exitWatchAfter = 200 * time.Millisecond
 
 const (
 	// exitPoll is how often a restart looks whether its child has exited,

@@ -50,6 +50,7 @@ type fakeChild struct {
 	signals []os.Signal
 	obeys   bool // exits (status 0) on SIGTERM, SIGINT and SIGWINCH, as a worker does
 	polls   atomic.Int64
+	watches atomic.Int64
 }
 
 func (c *fakeChild) Pid() int { return c.pid }
@@ -58,7 +59,10 @@ func (c *fakeChild) Pid() int { return c.pid }
 // can on Linux.
 type watchedChild struct{ *fakeChild }
 
-func (c watchedChild) WatchExit() (<-chan struct{}, func()) { return c.exited, func() {} }
+func (c watchedChild) WatchExit() (<-chan struct{}, func()) {
+	c.watches.Add(1)
+	return c.exited, func() {}
+}
 
 func (c *fakeChild) end(status error) {
 	c.once.Do(func() { c.status = status; close(c.exited) })
@@ -389,9 +393,11 @@ func TestRestartFailuresKeepServing(t *testing.T) {
 
 // A child that dies while a process it started holds its readiness pipe
 // is seen dead, by its own status, long before the ready timeout: watched
-// where it can be (then nothing polls it while it starts), polled where
-// it cannot.
+// where it can be (a watch closes a channel, so the child is polled only
+// once, to be reaped), polled where it cannot.
 func TestChildExitSeenWhileItsPipeIsHeld(t *testing.T) {
+	defer func(d time.Duration) { exitWatchAfter = d }(exitWatchAfter)
+	exitWatchAfter = 0
 	for _, watch := range []bool{true, false} {
 		t.Run(map[bool]string{true: "watched", false: "polled"}[watch], func(t *testing.T) {
 			f := newFakeOS(t)
@@ -401,12 +407,6 @@ func TestChildExitSeenWhileItsPipeIsHeld(t *testing.T) {
 			res := make(chan error, 1)
 			go func() { res <- s.Restart() }()
 			c := <-f.started
-			// While it starts, a watched child is not polled: three poll
-			// periods pass without one.
-			time.Sleep(3 * exitPoll)
-			if n := c.polls.Load(); watch && n != 0 {
-				t.Fatalf("a watched child was polled %d times while it started", n)
-			}
 			c.end(errors.New("exit status 4"))
 			var err error
 			select {
@@ -416,6 +416,10 @@ func TestChildExitSeenWhileItsPipeIsHeld(t *testing.T) {
 			}
 			if !errors.Is(err, ErrChildExited) || !strings.Contains(err.Error(), "exit status 4") {
 				t.Fatalf("Restart = %v; want ErrChildExited with exit status 4", err)
+			}
+			polls, watches := c.polls.Load(), c.watches.Load()
+			if watch && (watches != 1 || polls != 1) || !watch && polls < 2 {
+				t.Fatalf("watched %d times, polled %d times", watches, polls)
 			}
 			c.mu.Lock()
 			reaped, killed := c.reaped, c.killed
@@ -432,6 +436,27 @@ func TestChildExitSeenWhileItsPipeIsHeld(t *testing.T) {
 			default:
 			}
 		})
+	}
+}
+
+// A child that gets ready within exitWatchAfter is neither watched nor
+// polled: the parent spends nothing on it while it starts.
+func TestQuickChildIsNotWatched(t *testing.T) {
+	defer func(d time.Duration) { exitWatchAfter = d }(exitWatchAfter)
+	exitWatchAfter = time.Minute
+	f := newFakeOS(t)
+	f.watch = true
+	s, served := startServer(t, f)
+	f.setNext(childReady)
+	if err := s.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	c := f.children[0]
+	if w, p := c.watches.Load(), c.polls.Load(); w != 0 || p != 0 {
+		t.Fatalf("a child ready at once was watched %d times and polled %d times", w, p)
+	}
+	if err := waitServed(t, served); err != nil {
+		t.Fatal(err)
 	}
 }
 
