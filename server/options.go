@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -52,12 +53,24 @@ type config struct {
 
 func defaultConfig() config {
 	return config{
-		log:          logx.Zerolog(zerolog.New(os.Stderr).With().Timestamp().Logger()),
+		log:          logx.Zerolog(defaultLogger(os.Stderr)),
 		readyTimeout: DefaultReadyTimeout,
 		hammerTime:   DefaultHammerTime,
 		idleGrace:    DefaultIdleGrace,
 		certWatch:    DefaultCertWatch,
 	}
+}
+
+// defaultLogger writes JSON lines to w, each timed in UTC by utcTime.
+func defaultLogger(w io.Writer) zerolog.Logger { return zerolog.New(w).Hook(utcTime{}) }
+
+// utcTime stamps each line of the default logger with the time in UTC.
+// Local time would make every process load its time zone at its first
+// line, at each restart, for a field that machines read.
+type utcTime struct{}
+
+func (utcTime) Run(e *zerolog.Event, _ zerolog.Level, _ string) {
+	e.Time(zerolog.TimestampFieldName, time.Now().UTC())
 }
 
 // Option configures a Server.
@@ -82,7 +95,8 @@ func WithHandler(h http.Handler) Option {
 }
 
 // WithLogger sets the logger. Every line carries the pid, and the listener
-// name where one applies. The default writes JSON lines to stderr.
+// name where one applies. The default writes JSON lines to stderr, timed
+// in UTC.
 func WithLogger(l zerolog.Logger) Option {
 	return optionFunc(func(c *config) { c.log = logx.Zerolog(l) })
 }
