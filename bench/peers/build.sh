@@ -4,8 +4,8 @@
 # Builds the servers of the restart comparison into OUT: handoff (this
 # checkout, the size of a program that uses it), endless,
 # grace, tableflip (from checkouts of their repositories, which the Go
-# module proxy does not serve) and forkshutdown (the standard library
-# only). CHECKOUTS holds clones named endless (fvbock/endless), grace,
+# module proxy does not serve), forkshutdown (the standard library
+# only) and endlessburn (endless with a known cost added). CHECKOUTS holds clones named endless (fvbock/endless), grace,
 # httpdown, clock, stats (facebookgo/...) and tableflip
 # (cloudflare/tableflip). Modules without a go.mod get one in the copy.
 set -euo pipefail
@@ -29,7 +29,7 @@ for name in "${!module[@]}"; do
 	[ -f "$here/src/$name/go.mod" ] || printf 'module %s\n\ngo 1.16\n' "${module[$name]}" > "$here/src/$name/go.mod"
 done
 cd "$here"
-for peer in handoff endless grace tableflip forkshutdown; do
+for peer in handoff endless grace tableflip forkshutdown endlessburn; do
 	GOFLAGS=-mod=mod go build -o "$out/$peer" "./$peer"
 	echo "built $out/$peer"
 done
