@@ -371,14 +371,7 @@ func TestRestartFailuresKeepServing(t *testing.T) {
 			if tt.next == childExit && !strings.Contains(err.Error(), "exit status 3") {
 				t.Fatalf("Restart = %v; want the child's own status, exit status 3", err)
 			}
-			if st := get(t, s); st != "200 OK" {
-				t.Fatalf("after a failed restart: %s", st)
-			}
-			select {
-			case err := <-served:
-				t.Fatalf("Serve returned after a failed restart: %v", err)
-			default:
-			}
+			stillServing(t, s, served)
 			// The next restart works.
 			f.setNext(childReady)
 			if err := s.Restart(); err != nil {
@@ -388,6 +381,20 @@ func TestRestartFailuresKeepServing(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// stillServing fails t unless s answers and its Serve has not returned,
+// as after a failed restart.
+func stillServing(t *testing.T, s *Server, served <-chan error) {
+	t.Helper()
+	if st := get(t, s); st != "200 OK" {
+		t.Fatalf("after a failed restart: %s", st)
+	}
+	select {
+	case err := <-served:
+		t.Fatalf("Serve returned after a failed restart: %v", err)
+	default:
 	}
 }
 
@@ -427,14 +434,7 @@ func TestChildExitSeenWhileItsPipeIsHeld(t *testing.T) {
 			if !reaped || killed {
 				t.Fatalf("dead child: reaped %v, killed %v; want reaped, not killed", reaped, killed)
 			}
-			if st := get(t, s); st != "200 OK" {
-				t.Fatalf("after the failed restart: %s", st)
-			}
-			select {
-			case err := <-served:
-				t.Fatalf("Serve returned after a failed restart: %v", err)
-			default:
-			}
+			stillServing(t, s, served)
 		})
 	}
 }
