@@ -43,12 +43,14 @@ func TestParentKilledDuringHandoff(t *testing.T) {
 	}
 }
 
-// A child that starts a subprocess and then dies is seen dead at once,
-// whoever else holds its readiness pipe, with its own exit status; the
-// subprocess holds none of the sockets or the pipe.
-func TestFailedChildsSubprocessHoldsNothing(t *testing.T) {
+// spawnCrash restarts a server whose child starts a subprocess (sleep)
+// and dies, in mode (spawn-crash or spawn-crash-holding-pipe), and checks
+// that the restart fails with the child's own status long before the
+// ready timeout. It returns the server and the subprocess's pid.
+func spawnCrash(t *testing.T, mode string) (*server, int) {
+	t.Helper()
 	s := startServer(t, "-ready-timeout", "30s")
-	s.setMode("spawn-crash")
+	s.setMode(mode)
 	start := time.Now()
 	s.signal(s.firstPID, syscall.SIGHUP)
 	var failed map[string]any
@@ -73,6 +75,14 @@ func TestFailedChildsSubprocessHoldsNothing(t *testing.T) {
 		var ws unix.WaitStatus
 		unix.Wait4(gc, &ws, 0, nil)
 	})
+	return s, gc
+}
+
+// A child that starts a subprocess and then dies is seen dead at once,
+// with its own exit status; the subprocess holds none of the sockets or
+// the pipe.
+func TestFailedChildsSubprocessHoldsNothing(t *testing.T) {
+	s, gc := spawnCrash(t, "spawn-crash")
 	// The server passed api, echo and the pipe as fds 3, 4 and 5; the
 	// test runner may have left descriptors of its own above them. The
 	// subprocess (sleep) opens files of its own while it starts (locale
@@ -100,6 +110,21 @@ func TestFailedChildsSubprocessHoldsNothing(t *testing.T) {
 			t.Fatalf("the subprocess still holds %v after 10s", held)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	if pid, err := fetch(s.api, "/pid"); err != nil || pid != strconv.Itoa(s.firstPID) {
+		t.Fatalf("after the failed restart /pid = %q, %v", pid, err)
+	}
+}
+
+// A child that dies while a subprocess it started holds its readiness
+// pipe open is seen dead too, though the pipe never ends: the parent
+// watches the child itself (through a pidfd on Linux) once it has been
+// starting for a while.
+func TestFailedChildSeenWhileItsSubprocessHoldsThePipe(t *testing.T) {
+	s, gc := spawnCrash(t, "spawn-crash-holding-pipe")
+	target, err := os.Readlink("/proc/" + strconv.Itoa(gc) + "/fd/3")
+	if err != nil || !strings.HasPrefix(target, "pipe:") {
+		t.Fatalf("the subprocess's fd 3 is %q, %v; want the readiness pipe, held open", target, err)
 	}
 	if pid, err := fetch(s.api, "/pid"); err != nil || pid != strconv.Itoa(s.firstPID) {
 		t.Fatalf("after the failed restart /pid = %q, %v", pid, err)

@@ -39,6 +39,7 @@ import (
 
 	"github.com/handoff-go/handoff/acme"
 	"github.com/handoff-go/handoff/http3"
+	"github.com/handoff-go/handoff/internal/protocol"
 	"github.com/handoff-go/handoff/internal/testserve"
 	"github.com/handoff-go/handoff/listeners"
 	"github.com/handoff-go/handoff/server"
@@ -87,8 +88,18 @@ func main() {
 	_, isChild := os.LookupEnv("ENDLESS_SOCKET_ORDER")
 	if isChild && !testserve.Misbehave("testbin", mode) {
 		switch mode {
-		case "spawn-crash":
+		case "spawn-crash", "spawn-crash-holding-pipe":
 			cmd := exec.Command("sleep", "60")
+			if mode == "spawn-crash-holding-pipe" {
+				// The subprocess gets the readiness pipe (as its fd 3)
+				// and keeps it open after this process dies.
+				m, err := protocol.Parse(os.Getenv(protocol.EnvOrder))
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "testbin:", err)
+					os.Exit(2)
+				}
+				cmd.ExtraFiles = []*os.File{os.NewFile(m.ReadyFD(), "ready")}
+			}
 			if err := cmd.Start(); err != nil {
 				fmt.Fprintln(os.Stderr, "testbin:", err)
 				os.Exit(2)
