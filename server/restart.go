@@ -344,8 +344,9 @@ func (s *Server) awaitReady(child osx.Process, ready *os.File) error {
 	}
 }
 
-// watchExit returns a channel closed once p has exited, if p can tell
-// (see osx.WatchExit), and the function that ends the watch.
+// watchExit returns a channel closed once p has exited, if p can tell (a
+// process started by osx on Linux, through a pidfd), and the function
+// that ends the watch.
 func watchExit(p osx.Process) (<-chan struct{}, func()) {
 	if w, ok := p.(interface {
 		WatchExit() (<-chan struct{}, func())

@@ -27,9 +27,12 @@ func (p *process) WatchExit() (exited <-chan struct{}, stop func()) {
 	ended := make(chan struct{})
 	go func() {
 		defer close(ended)
+		// Only a readable pidfd ends the wait: an error of the look
+		// itself must not pass for the exit, or the restart would give
+		// up on (and kill) a child that is starting well.
 		err := rc.Read(func(fd uintptr) bool {
 			n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
-			return n > 0 || err != nil && err != unix.EINTR
+			return err == nil && n > 0
 		})
 		if err == nil {
 			close(ch)
