@@ -13,7 +13,17 @@ import (
 // and the caller polls instead. stop ends the watch and waits for it; it
 // may be called more than once.
 func (p *process) WatchExit() (exited <-chan struct{}, stop func()) {
+	// Opened under p.mu, so that the pid cannot be reaped (and reused by
+	// another process) in between; once reaped, the exit is known.
+	p.mu.Lock()
+	if p.done {
+		p.mu.Unlock()
+		ch := make(chan struct{})
+		close(ch)
+		return ch, func() {}
+	}
 	fd, err := unix.PidfdOpen(p.pid, unix.PIDFD_NONBLOCK)
+	p.mu.Unlock()
 	if err != nil {
 		return nil, func() {}
 	}
